@@ -1,0 +1,118 @@
+"""CfgNode with ``_BASE_`` inheritance, safe YAML and errors that say what to do."""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable, List
+
+from fvcore.common.config import CfgNode as _FvCfgNode
+
+from ..utils.file_io import PathManager
+
+__all__ = ["CfgNode", "ConfigError", "get_cfg", "TUPLE_OF_NAMES_KEYS"]
+
+# Keys whose value is a tuple of dataset names: a bare string here is the classic
+# detectron2 mistake (``("coco_val")`` is a string, not a tuple).
+TUPLE_OF_NAMES_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST")
+
+
+class ConfigError(KeyError, ValueError):
+    """A config key or value is invalid. Subclasses KeyError so yacs users' handlers still work."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def _all_keys(node: "_FvCfgNode", prefix: str = "") -> List[str]:
+    keys = []
+    for k, v in node.items():
+        full = prefix + k
+        keys.append(full)
+        if isinstance(v, _FvCfgNode):
+            keys.extend(_all_keys(v, full + "."))
+    return keys
+
+
+def _closest_key_hint(key: str, valid: Iterable[str]) -> str:
+    valid = list(valid)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    if not close:  # compare the last component only, e.g. MODEL.RESNET.DEPTH
+        last = key.split(".")[-1]
+        by_last = {k.split(".")[-1]: k for k in valid}
+        close = [by_last[c] for c in difflib.get_close_matches(last, list(by_last), n=1, cutoff=0.6)]
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+class CfgNode(_FvCfgNode):
+    """fvcore's CfgNode (``_BASE_`` with paths relative to the including file, YAML
+    read with ``yaml.safe_load``) whose merges fail with the offending key, its closest
+    valid key, and type advice."""
+
+    @classmethod
+    def _open_cfg(cls, filename: str):
+        return PathManager.open(filename, "r")
+
+    def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
+        if not PathManager.exists(cfg_filename):
+            raise FileNotFoundError(f"Config file '{cfg_filename}' does not exist.")
+        loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
+        loaded = type(self)(loaded)
+        self._merge_checked(loaded, source=f"config file '{cfg_filename}'")
+
+    def merge_from_other_cfg(self, cfg_other: "_FvCfgNode") -> None:
+        self._merge_checked(cfg_other, source="other config")
+
+    def merge_from_list(self, cfg_list: List[Any]) -> "CfgNode":
+        if len(cfg_list) % 2 != 0:
+            raise ConfigError(
+                f"Command-line overrides must be KEY VALUE pairs; got an odd number of items: {cfg_list}."
+            )
+        valid = _all_keys(self)
+        for key in cfg_list[0::2]:
+            if key not in valid:
+                raise ConfigError(
+                    f"Non-existent config key '{key}' on the command line.{_closest_key_hint(key, valid)}"
+                )
+        pairs = list(zip(cfg_list[0::2], cfg_list[1::2]))
+        for key, value in pairs:
+            self._check_tuple_of_names(key, self._decode_cfg_value(value) if isinstance(value, str) else value,
+                                       source="the command line")
+        return super().merge_from_list(cfg_list)
+
+    def _merge_checked(self, other: "_FvCfgNode", source: str) -> None:
+        valid = _all_keys(self)
+        for key in _all_keys(other):
+            if key not in valid:
+                raise ConfigError(
+                    f"Non-existent config key '{key}' in {source}.{_closest_key_hint(key, valid)}"
+                )
+        for key in TUPLE_OF_NAMES_KEYS:
+            node, ok = other, True
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    ok = False
+                    break
+                node = node[part]
+            if ok:
+                value = self._decode_cfg_value(node) if isinstance(node, str) else node
+                self._check_tuple_of_names(key, value, source=source)
+        try:
+            super().merge_from_other_cfg(other)
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"Invalid value in {source}: {e}") from e
+
+    @staticmethod
+    def _check_tuple_of_names(key: str, value: Any, source: str) -> None:
+        if key in TUPLE_OF_NAMES_KEYS and isinstance(value, str):
+            short = key.split(".")[-1]
+            raise ConfigError(
+                f"{key} in {source} is the string '{value}', but it must be a tuple of dataset "
+                f"names. Use a tuple: in YAML write `{short}: (\"{value}\",)` (note the comma) or "
+                f"`{short}: [\"{value}\"]`; on the command line pass {key} \"('{value}',)\"."
+            )
+
+
+def get_cfg() -> CfgNode:
+    """A fresh copy of the default config (see ``seg_research/config/defaults.py``)."""
+    from .defaults import _C
+
+    return _C.clone()

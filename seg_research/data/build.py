@@ -1,0 +1,249 @@
+"""Build dataset lists and data loaders from the config."""
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, Callable, List, Optional, Sequence
+
+import torch.utils.data as torchdata
+
+from ..config import configurable
+from ..utils import comm
+from .catalog import DatasetCatalog, MetadataCatalog
+from .common import DatasetFromList, MapDataset
+from .errors import DataError
+from .samplers import (
+    GroupedBatchSampler,
+    InferenceSampler,
+    PlainBatchSampler,
+    RepeatFactorTrainingSampler,
+    TrainingSampler,
+)
+
+__all__ = [
+    "get_detection_dataset_dicts",
+    "build_detection_train_loader",
+    "build_detection_test_loader",
+    "build_batch_data_loader",
+    "trivial_batch_collator",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _check_names(names: Any, key: str = "dataset names") -> List[str]:
+    if isinstance(names, str):
+        raise TypeError(
+            f"{key} must be a list or tuple of registered dataset names, got the string '{names}'. "
+            f"Use a tuple: ('{names}',)."
+        )
+    names = list(names)
+    if not names:
+        raise ValueError(f"No dataset given ({key} is empty).")
+    return names
+
+
+def _check_category_ids(name: str, dicts: List[dict]) -> None:
+    """Every annotation's ``category_id`` must be a contiguous id < len(thing_classes)."""
+    meta = MetadataCatalog.get(name)
+    num = len(meta.thing_classes) if hasattr(meta, "thing_classes") else None
+    for d in dicts:
+        for anno in d.get("annotations", ()):
+            cid = anno.get("category_id")
+            if not isinstance(cid, int) or cid < 0 or (num is not None and cid >= num):
+                raise DataError(
+                    f"Dataset '{name}' has category_id {cid!r}, but ids must be contiguous integers in "
+                    f"[0, {num if num is not None else 'K'}) (0-based; dataset ids are mapped through "
+                    f"metadata thing_dataset_id_to_contiguous_id by the loader).",
+                    file_name=d.get("file_name"),
+                    record=d.get("image_id"),
+                )
+
+
+def filter_images_with_only_crowd_annotations(dataset_dicts: List[dict], dataset_names: Sequence[str]) -> List[dict]:
+    """Drop records with no non-crowd annotation; logs how many were removed."""
+    kept = [d for d in dataset_dicts if any(a.get("iscrowd", 0) == 0 for a in d.get("annotations", ()))]
+    removed = len(dataset_dicts) - len(kept)
+    logger.info(
+        f"Removed {removed} images with no usable annotations from {', '.join(dataset_names)}; {len(kept)} images "
+        f"left (DATALOADER.FILTER_EMPTY_ANNOTATIONS=True; set it False to train on them as negatives)."
+    )
+    return kept
+
+
+def get_detection_dataset_dicts(names: Sequence[str] | str, filter_empty: bool = True) -> List[dict]:
+    """Load and concatenate the dataset dicts of registered datasets.
+
+    Checks that each dataset is non-empty and that annotation category ids are contiguous
+    and within the dataset's ``thing_classes``. With ``filter_empty``, images without any
+    non-crowd annotation are dropped (only for datasets with ``annotations``), with a
+    log line stating the counts.
+    """
+    names = _check_names(names)
+    all_dicts = []
+    for name in names:
+        dicts = DatasetCatalog.get(name)
+        if not isinstance(dicts, list) or not dicts:
+            raise DataError(f"Dataset '{name}' is empty or its loader did not return a list of dicts.")
+        _check_category_ids(name, dicts)
+        all_dicts.extend(dicts)
+    if filter_empty and "annotations" in all_dicts[0]:
+        all_dicts = filter_images_with_only_crowd_annotations(all_dicts, names)
+        if not all_dicts:
+            raise DataError(f"No image with annotations left in {names} after filtering empty ones.")
+    return all_dicts
+
+
+def trivial_batch_collator(batch: List[Any]) -> List[Any]:
+    """Keep a batch as the list of mapped dicts (models take ``list[dict]``)."""
+    return batch
+
+
+class _SkipBatches:
+    """An iterable batch sampler that starts ``start`` batches into ``batch_sampler``."""
+
+    def __init__(self, batch_sampler: PlainBatchSampler, start: int) -> None:
+        self.batch_sampler = batch_sampler
+        self.start = start
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batch_sampler), self.start, None)
+
+
+def build_batch_data_loader(
+    dataset: Sequence,
+    sampler: TrainingSampler | RepeatFactorTrainingSampler,
+    total_batch_size: int,
+    *,
+    group_ids: Optional[Sequence[int]] = None,
+    num_workers: int = 0,
+    start_iter: int = 0,
+) -> torchdata.DataLoader:
+    """An infinite loader of per-rank batches (lists of mapped dicts).
+
+    Args:
+        dataset: a :class:`MapDataset` accepting ``(position, index)`` items.
+        total_batch_size: images per iteration over all ranks; must divide by world size.
+        group_ids: if given, only images of the same group id are batched together
+            (aspect-ratio grouping).
+        start_iter: number of batches to skip (the iteration a resumed run starts at).
+    """
+    world_size = comm.get_world_size()
+    if total_batch_size <= 0 or total_batch_size % world_size != 0:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH ({total_batch_size}) must be a positive multiple of the number of processes "
+            f"({world_size})."
+        )
+    batch_size = total_batch_size // world_size
+    if group_ids is not None:
+        batch_sampler: PlainBatchSampler = GroupedBatchSampler(sampler, group_ids, batch_size)
+    else:
+        batch_sampler = PlainBatchSampler(sampler, batch_size)
+    return torchdata.DataLoader(
+        dataset,
+        batch_sampler=_SkipBatches(batch_sampler, start_iter),
+        num_workers=num_workers,
+        collate_fn=trivial_batch_collator,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def _train_loader_from_config(
+    cfg, mapper: Optional[Callable] = None, *, dataset=None, sampler=None, start_iter: int = 0, seed: Optional[int] = None
+):
+    if dataset is None:
+        dataset = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+    if mapper is None:
+        from .mapper import DatasetMapper
+
+        mapper = DatasetMapper(cfg, is_train=True)
+    if seed is None and cfg.SEED >= 0:
+        seed = cfg.SEED
+    if sampler is None:
+        sampler = SAMPLER_BUILDERS.get(cfg.DATALOADER.SAMPLER_TRAIN)
+        if sampler is None:
+            raise ValueError(
+                f"Unknown DATALOADER.SAMPLER_TRAIN '{cfg.DATALOADER.SAMPLER_TRAIN}'; "
+                f"choose one of {sorted(SAMPLER_BUILDERS)}."
+            )
+        sampler = sampler(cfg, dataset, seed)
+        logger.info(f"Using training sampler {cfg.DATALOADER.SAMPLER_TRAIN}")
+    return {
+        "dataset": dataset,
+        "mapper": mapper,
+        "sampler": sampler,
+        "total_batch_size": cfg.SOLVER.IMS_PER_BATCH,
+        "aspect_ratio_grouping": cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+        "num_workers": cfg.DATALOADER.NUM_WORKERS,
+        "start_iter": start_iter,
+    }
+
+
+SAMPLER_BUILDERS = {
+    "TrainingSampler": lambda cfg, dataset, seed: TrainingSampler(len(dataset), seed=seed),
+    "RepeatFactorTrainingSampler": lambda cfg, dataset, seed: RepeatFactorTrainingSampler(
+        RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(dataset, cfg.DATALOADER.REPEAT_THRESHOLD),
+        seed=seed,
+    ),
+}
+
+
+@configurable(from_config=_train_loader_from_config)
+def build_detection_train_loader(
+    dataset: List[dict],
+    *,
+    mapper: Callable[[dict], Any],
+    sampler: Optional[TrainingSampler | RepeatFactorTrainingSampler] = None,
+    total_batch_size: int,
+    aspect_ratio_grouping: bool = True,
+    num_workers: int = 0,
+    start_iter: int = 0,
+) -> torchdata.DataLoader:
+    """Infinite training loader: ``build_detection_train_loader(cfg, mapper=None, start_iter=0)``
+    or with explicit arguments.
+
+    Each iteration yields this rank's list of ``total_batch_size / world_size`` mapped
+    dicts. Random augmentations are seeded per draw from the sampler's seed, so batches
+    are identical for any ``num_workers`` and after ``--resume`` (``start_iter``).
+    """
+    if sampler is None:
+        sampler = TrainingSampler(len(dataset))
+    mapped = MapDataset(DatasetFromList(dataset, copy=False), mapper, seed=sampler.seed)
+    group_ids = None
+    if aspect_ratio_grouping:  # 0: landscape or square, 1: portrait
+        group_ids = [int(r.get("width", 0) < r.get("height", 0)) for r in dataset]
+    return build_batch_data_loader(
+        mapped,
+        sampler,
+        total_batch_size,
+        group_ids=group_ids,
+        num_workers=num_workers,
+        start_iter=start_iter,
+    )
+
+
+def _test_loader_from_config(cfg, dataset_name: str, mapper: Optional[Callable] = None):
+    if mapper is None:
+        from .mapper import DatasetMapper
+
+        mapper = DatasetMapper(cfg, is_train=False)
+    return {
+        "dataset": get_detection_dataset_dicts([dataset_name], filter_empty=False),
+        "mapper": mapper,
+        "num_workers": cfg.DATALOADER.NUM_WORKERS,
+    }
+
+
+@configurable(from_config=_test_loader_from_config)
+def build_detection_test_loader(
+    dataset: List[dict], *, mapper: Callable[[dict], Any], num_workers: int = 0
+) -> torchdata.DataLoader:
+    """Ordered inference loader, batch size 1; under distributed each rank gets a contiguous
+    shard (:class:`InferenceSampler`). Call as ``build_detection_test_loader(cfg, name)``."""
+    return torchdata.DataLoader(
+        MapDataset(DatasetFromList(dataset, copy=False), mapper),
+        sampler=InferenceSampler(len(dataset)),
+        batch_size=1,
+        num_workers=num_workers,
+        collate_fn=trivial_batch_collator,
+    )

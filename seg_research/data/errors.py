@@ -1,0 +1,27 @@
+"""The error raised for bad input data: it names the file and the record at fault."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["DataError"]
+
+
+class DataError(ValueError):
+    """Bad dataset input (missing/corrupt image, malformed annotation, wrong size, ...).
+
+    Args:
+        message: what is wrong and what to do about it.
+        file_name: the file at fault (image, mask or json), if any.
+        record: an identifier of the record at fault (``image_id``, row number, ...), if any.
+    """
+
+    def __init__(self, message: str, file_name: Optional[str] = None, record: Any = None) -> None:
+        self.file_name = file_name
+        self.record = record
+        where = []
+        if file_name is not None:
+            where.append(f"file '{file_name}'")
+        if record is not None:
+            where.append(f"record {record!r}")
+        full = f"{message} [{', '.join(where)}]" if where else message
+        super().__init__(full)

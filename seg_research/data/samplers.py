@@ -1,0 +1,179 @@
+"""Samplers. Training samplers are infinite, seeded and sharded by rank.
+
+The training stream is a concatenation of "epochs" (each a seeded permutation of the
+dataset, or of repeat-factor-expanded indices). Global position ``p`` of the stream goes
+to rank ``p % world_size``, so the ranks together consume every epoch exactly once.
+Because epoch ``e`` depends only on ``(seed, e)``, a sampler can start at any position
+cheaply, which is how ``--resume`` continues the data stream exactly.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from torch.utils.data.sampler import Sampler
+
+from ..utils import comm
+
+__all__ = [
+    "TrainingSampler",
+    "RepeatFactorTrainingSampler",
+    "InferenceSampler",
+    "GroupedBatchSampler",
+    "PlainBatchSampler",
+]
+
+
+class _EpochStreamSampler(Sampler):
+    """Infinite sampler over seeded epochs; yields ``(global_position, dataset_index)``
+    from :meth:`iter_with_positions` and plain indices from ``__iter__``."""
+
+    def __init__(self, seed: Optional[int] = None) -> None:
+        if seed is None:
+            seed = comm.shared_random_seed()
+        self._seed = int(seed)
+        self._rank = comm.get_rank()
+        self._world_size = comm.get_world_size()
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    def _epoch_indices(self, epoch: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _generator(self, epoch: int) -> torch.Generator:
+        g = torch.Generator()
+        g.manual_seed(self._seed * 100_003 + epoch)
+        return g
+
+    def iter_with_positions(self) -> Iterator[Tuple[int, int]]:
+        """Yield ``(global stream position, dataset index)`` for this rank: rank r's k-th
+        item is at global position ``k * world_size + r``."""
+        position = self._rank
+        epoch_begin = 0
+        for epoch in itertools.count():
+            indices = self._epoch_indices(epoch)
+            epoch_end = epoch_begin + len(indices)
+            while position < epoch_end:
+                yield position, int(indices[position - epoch_begin])
+                position += self._world_size
+            epoch_begin = epoch_end
+
+    def __iter__(self) -> Iterator[int]:
+        for _, index in self.iter_with_positions():
+            yield index
+
+
+class TrainingSampler(_EpochStreamSampler):
+    """Infinite stream of shuffled (or sequential) dataset indices, sharded by rank.
+
+    Args:
+        size: dataset length.
+        shuffle: shuffle each epoch.
+        seed: shared by all ranks (``None``: a random seed agreed between ranks).
+    """
+
+    def __init__(self, size: int, shuffle: bool = True, seed: Optional[int] = None) -> None:
+        if not isinstance(size, int) or size <= 0:
+            raise ValueError(f"TrainingSampler(size={size}) needs a positive dataset size.")
+        super().__init__(seed)
+        self._size = size
+        self._shuffle = shuffle
+
+    def _epoch_indices(self, epoch: int) -> torch.Tensor:
+        if self._shuffle:
+            return torch.randperm(self._size, generator=self._generator(epoch))
+        return torch.arange(self._size)
+
+
+class RepeatFactorTrainingSampler(_EpochStreamSampler):
+    """Like :class:`TrainingSampler`, but image ``i`` appears ``repeat_factors[i]`` times per
+    epoch on average (stochastic rounding each epoch), for class-imbalanced datasets (LVIS).
+
+    Args:
+        repeat_factors: float tensor (N,), each >= 1.
+    """
+
+    def __init__(self, repeat_factors: torch.Tensor, seed: Optional[int] = None) -> None:
+        super().__init__(seed)
+        self._int_part = torch.trunc(repeat_factors)
+        self._frac_part = repeat_factors - self._int_part
+
+    @staticmethod
+    def repeat_factors_from_category_frequency(dataset_dicts: Sequence[dict], repeat_thresh: float) -> torch.Tensor:
+        """Per image ``r = max over its categories c of max(1, sqrt(t / f_c))`` where ``f_c`` is
+        the fraction of images containing ``c`` and ``t`` is ``repeat_thresh``."""
+        image_count: Dict[int, int] = defaultdict(int)
+        for d in dataset_dicts:
+            for cat in {a["category_id"] for a in d.get("annotations", [])}:
+                image_count[cat] += 1
+        n = len(dataset_dicts)
+        cat_rep = {c: max(1.0, math.sqrt(repeat_thresh / (cnt / n))) for c, cnt in image_count.items()}
+        factors = [
+            max((cat_rep[a["category_id"]] for a in d.get("annotations", [])), default=1.0) for d in dataset_dicts
+        ]
+        return torch.tensor(factors, dtype=torch.float32)
+
+    def _epoch_indices(self, epoch: int) -> torch.Tensor:
+        g = self._generator(epoch)
+        rands = torch.rand(len(self._frac_part), generator=g)
+        reps = (self._int_part + (rands < self._frac_part).float()).long()
+        indices = torch.repeat_interleave(torch.arange(len(reps)), reps)
+        return indices[torch.randperm(len(indices), generator=g)]
+
+
+class InferenceSampler(Sampler):
+    """Each rank gets a contiguous, ordered shard of ``range(size)``; shards cover it exactly once."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        rank, world = comm.get_rank(), comm.get_world_size()
+        shard = [size // world + int(r < size % world) for r in range(world)]
+        begin = sum(shard[:rank])
+        self._local_indices = range(begin, begin + shard[rank])
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self._local_indices
+
+    def __len__(self) -> int:
+        return len(self._local_indices)
+
+
+class PlainBatchSampler:
+    """Infinite batches of ``batch_size`` consecutive ``(position, index)`` items from a
+    training sampler."""
+
+    def __init__(self, sampler: _EpochStreamSampler, batch_size: int) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+
+    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
+        stream = self.sampler.iter_with_positions()
+        while True:
+            yield list(itertools.islice(stream, self.batch_size))
+
+
+class GroupedBatchSampler(PlainBatchSampler):
+    """Batches whose images share an aspect-ratio group (landscape vs portrait), so padding
+    wastes little. Batch composition depends only on the stream, so it is reproducible.
+
+    Args:
+        group_ids: group of each dataset index (e.g. 0 for w >= h, 1 otherwise).
+    """
+
+    def __init__(self, sampler: _EpochStreamSampler, group_ids: Sequence[int], batch_size: int) -> None:
+        super().__init__(sampler, batch_size)
+        self.group_ids = list(group_ids)
+
+    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
+        buckets: Dict[int, List[Tuple[int, int]]] = defaultdict(list)
+        for item in self.sampler.iter_with_positions():
+            bucket = buckets[self.group_ids[item[1]]]
+            bucket.append(item)
+            if len(bucket) == self.batch_size:
+                yield bucket[:]
+                del bucket[:]

@@ -1,0 +1,266 @@
+"""The standard training set-up: argument parser, ``default_setup`` and ``DefaultTrainer``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..checkpoint import Checkpointer
+from ..config import CfgNode
+from ..data.build import build_detection_test_loader, build_detection_train_loader
+from ..evaluation import DatasetEvaluator, build_evaluator, inference_on_dataset, print_csv_format
+from ..modeling import build_model
+from ..solver import build_lr_scheduler, build_optimizer
+from ..utils import comm
+from ..utils.env import seed_all_rng
+from ..utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+from ..utils.file_io import atomic_open, atomic_write_json
+from ..utils.logger import setup_logger
+from . import hooks
+from .train_loop import SimpleTrainer, TrainerBase
+
+__all__ = ["default_argument_parser", "default_setup", "default_writers", "DefaultTrainer"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
+    """detectron2's command line: ``--config-file F [--resume] [--eval-only] [--num-gpus N]
+    [--num-machines M --machine-rank R --dist-url URL] KEY VALUE ...``."""
+    parser = argparse.ArgumentParser(
+        epilog=epilog or (
+            "Examples:\n"
+            "  Train on one machine:  tools/train_net.py --config-file cfg.yaml --num-gpus 8\n"
+            "  Change config keys:    tools/train_net.py --config-file cfg.yaml SOLVER.BASE_LR 0.001\n"
+            "  Evaluate a model:      tools/train_net.py --config-file cfg.yaml --eval-only MODEL.WEIGHTS model.pth\n"
+            "  Resume in OUTPUT_DIR:  tools/train_net.py --config-file cfg.yaml --resume\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the YAML config file")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUTPUT_DIR/last_checkpoint (model, optimizer, LR scheduler, iteration, data "
+        "stream); without it, MODEL.WEIGHTS is loaded as initial weights and training starts at iteration 0",
+    )
+    parser.add_argument("--eval-only", action="store_true", help="only evaluate MODEL.WEIGHTS (or the last checkpoint with --resume)")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (gloo processes on a CPU machine)")
+    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
+    parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine (0 .. num-machines-1)")
+    parser.add_argument(
+        "--dist-url",
+        default="auto",
+        help="initialisation URL of the process group, tcp://<machine0 host>:<port>; 'auto' picks a free local port",
+    )
+    parser.add_argument(
+        "opts",
+        default=None,
+        nargs=argparse.REMAINDER,
+        help="config overrides as KEY VALUE pairs, e.g. SOLVER.MAX_ITER 100 MODEL.WEIGHTS out/model_final.pth",
+    )
+    return parser
+
+
+def _check_output_dir_writable(output_dir: str) -> None:
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write_test"):
+            pass
+    except OSError as e:
+        raise OSError(
+            e.errno, f"OUTPUT_DIR '{output_dir}' is not writable ({e.strerror}). Pass OUTPUT_DIR <a writable folder>."
+        ) from e
+
+
+def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> None:
+    """Check OUTPUT_DIR is writable, set up logging (``log.txt``), log the environment and
+    config, write ``config.yaml`` (the merged config) and seed RNGs (rank-dependent)."""
+    output_dir = cfg.OUTPUT_DIR
+    rank = comm.get_rank()
+    if comm.is_main_process():
+        _check_output_dir_writable(output_dir)
+    comm.synchronize()
+    setup_logger(output_dir, distributed_rank=rank)
+    setup_logger(output_dir, distributed_rank=rank, name="fvcore")
+    log = setup_logger(output_dir, distributed_rank=rank, name="seg_research")
+    log.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
+    log.info(f"Python {sys.version.split()[0]}, torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
+    if args is not None:
+        log.info(f"Command line arguments: {args}")
+        if getattr(args, "config_file", ""):
+            log.info(f"Contents of config file {args.config_file}:\n{open(args.config_file, encoding='utf-8').read()}")
+    if comm.is_main_process():
+        path = os.path.join(output_dir, "config.yaml")
+        with atomic_open(path, "w", encoding="utf-8") as f:
+            f.write(cfg.dump())
+        log.info(f"Full config saved to {path}")
+    seed = cfg.SEED if cfg.SEED < 0 else cfg.SEED + rank
+    seed_all_rng(None if seed < 0 else seed)
+    if cfg.CUDNN_BENCHMARK:
+        torch.backends.cudnn.benchmark = True
+
+
+def default_writers(output_dir: str, max_iter: int) -> list:
+    """Console line, ``metrics.json`` (JSON lines) and TensorBoard events in ``output_dir``."""
+    return [
+        CommonMetricPrinter(max_iter),
+        JSONWriter(os.path.join(output_dir, "metrics.json")),
+        TensorboardXWriter(output_dir),
+    ]
+
+
+class _DataStreamState:
+    """The training data stream's seed, checkpointed so ``--resume`` continues the exact stream."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"seed": self.seed}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        self.seed = int(state["seed"])
+
+
+class DefaultTrainer(TrainerBase):
+    """A trainer with the standard behaviour: model, optimizer, LR scheduler, data loader,
+    checkpointer, evaluator and writers built from the config. Override the ``build_*``
+    classmethods to change a part::
+
+        trainer = DefaultTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        trainer.train()
+    """
+
+    def __init__(self, cfg: CfgNode) -> None:
+        super().__init__()
+        setup_logger()
+        self.cfg = cfg
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        if comm.get_world_size() > 1:
+            model = DistributedDataParallel(
+                model,
+                device_ids=[comm.get_local_rank()] if cfg.MODEL.DEVICE.startswith("cuda") else None,
+                broadcast_buffers=False,
+            )
+        self._trainer = SimpleTrainer(model, None, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.data_stream = _DataStreamState(cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed())
+        self.checkpointer = Checkpointer(
+            model.module if isinstance(model, DistributedDataParallel) else model,
+            cfg.OUTPUT_DIR,
+            optimizer=optimizer,
+            scheduler=self.scheduler,
+            data_stream=self.data_stream,
+        )
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.register_hooks(self.build_hooks())
+
+    @property
+    def model(self) -> nn.Module:
+        return self._trainer.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._trainer.optimizer
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """With ``resume`` and a checkpoint in OUTPUT_DIR: restore everything and continue at
+        the next iteration (MODEL.WEIGHTS is then ignored). Otherwise load MODEL.WEIGHTS
+        (model only) if set, and start at iteration 0."""
+        checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        if resume and self.checkpointer.has_checkpoint():
+            self.start_iter = checkpoint.get("iteration", -1) + 1
+            logger.info(f"Resuming at iteration {self.start_iter} (MODEL.WEIGHTS is ignored when resuming).")
+        elif resume:
+            logger.info(f"--resume: no checkpoint in '{self.cfg.OUTPUT_DIR}'; starting at iteration 0 "
+                        f"from MODEL.WEIGHTS='{self.cfg.MODEL.WEIGHTS}'.")
+
+    def build_hooks(self) -> List[hooks.HookBase]:
+        cfg = self.cfg
+        ret: List[hooks.HookBase] = [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(),
+        ]
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))
+
+        def test_and_save_results() -> Dict[str, Any]:
+            self._last_eval_results = self.test(self.cfg, self.model)
+            return self._last_eval_results
+
+        if cfg.DATASETS.TEST:
+            ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
+        return ret
+
+    def build_writers(self) -> list:
+        return default_writers(self.cfg.OUTPUT_DIR, self.max_iter)
+
+    def train(self) -> Optional[Dict[str, Any]]:
+        """Train from ``start_iter`` to ``SOLVER.MAX_ITER``; returns the last evaluation results."""
+        self._trainer.data_loader = self.build_train_loader(self.cfg, self.start_iter, self.data_stream.seed)
+        super().train(self.start_iter, self.max_iter)
+        return getattr(self, "_last_eval_results", None)
+
+    def run_step(self) -> None:
+        self._trainer.iter = self.iter
+        self._trainer.run_step()
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode) -> nn.Module:
+        model = build_model(cfg)
+        logger.info(f"Model:\n{model}")
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
+        return build_lr_scheduler(cfg, optimizer)
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode, start_iter: int = 0, seed: Optional[int] = None):
+        """Infinite loader starting at batch ``start_iter`` of the stream seeded by ``seed``."""
+        return build_detection_train_loader(cfg, start_iter=start_iter, seed=seed)
+
+    @classmethod
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
+        return build_detection_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str) -> DatasetEvaluator:
+        return build_evaluator(cfg, dataset_name)
+
+    @classmethod
+    def test(cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List[DatasetEvaluator]] = None) -> Dict[str, Any]:
+        """Evaluate ``model`` on each of ``DATASETS.TEST``; results are also written to
+        ``OUTPUT_DIR/inference/<dataset>/results.json``. With one test dataset the results
+        dict of that dataset is returned, otherwise ``{dataset: results}``."""
+        test_names = list(cfg.DATASETS.TEST)
+        if evaluators is not None and len(evaluators) != len(test_names):
+            raise ValueError(f"{len(evaluators)} evaluators given for {len(test_names)} datasets in DATASETS.TEST.")
+        results: Dict[str, Any] = OrderedDict()
+        for idx, name in enumerate(test_names):
+            loader = cls.build_test_loader(cfg, name)
+            evaluator = evaluators[idx] if evaluators is not None else cls.build_evaluator(cfg, name)
+            results[name] = inference_on_dataset(model, loader, evaluator)
+            if comm.is_main_process():
+                logger.info(f"Evaluation results for {name} in csv format:")
+                print_csv_format(results[name])
+                atomic_write_json(os.path.join(cfg.OUTPUT_DIR, "inference", name, "results.json"), results[name], indent=2)
+        return results[test_names[0]] if len(results) == 1 else results

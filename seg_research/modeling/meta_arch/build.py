@@ -1,0 +1,33 @@
+"""META_ARCH registry and ``build_model``."""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from ...utils.registry import Registry
+
+__all__ = ["META_ARCH_REGISTRY", "build_model"]
+
+META_ARCH_REGISTRY = Registry("META_ARCH")
+META_ARCH_REGISTRY.__doc__ = """
+Registry for meta-architectures (the whole model). The registered class is called with
+``cfg`` and must take ``list[dict]`` inputs: a loss dict in training, a list of output
+dicts in inference.
+"""
+
+
+def build_model(cfg) -> nn.Module:
+    """Build ``cfg.MODEL.META_ARCHITECTURE`` on ``cfg.MODEL.DEVICE``. Weights are not loaded
+    here: use :class:`seg_research.checkpoint.Checkpointer`."""
+    name = cfg.MODEL.META_ARCHITECTURE
+    if name not in META_ARCH_REGISTRY:
+        raise KeyError(
+            f"MODEL.META_ARCHITECTURE '{name}' is not registered. Registered: "
+            f"{sorted(k for k, _ in META_ARCH_REGISTRY)}. A project must be imported before building its model."
+        )
+    model = META_ARCH_REGISTRY.get(name)(cfg)
+    model.to(torch.device(cfg.MODEL.DEVICE))
+    logging.getLogger(__name__).info(f"Built model {name} with {sum(p.numel() for p in model.parameters())} parameters")
+    return model

@@ -1,0 +1,91 @@
+"""A small from-scratch semantic segmenter for instant tests and the CPU demo of the engine."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...config import configurable
+from ...structures import ImageList
+from ..postprocessing import sem_seg_postprocess
+from .build import META_ARCH_REGISTRY
+
+__all__ = ["TinySemSegNet"]
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+@META_ARCH_REGISTRY.register()
+class TinySemSegNet(nn.Module):
+    """Encoder of ``len(widths)`` stride-2 conv-BN-ReLU stages, a 1×1 classifier on the
+    concatenation of the last two stages (the deeper one upsampled), logits upsampled to
+    the input size. Input/output follow the model I/O contract: ``sem_seg`` targets are
+    int64 H×W with ``ignore_value``; inference returns ``sem_seg`` (C, height, width) logits.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        widths: Sequence[int] = (16, 32, 64),
+        ignore_value: int = 255,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        size_divisibility: int = 8,
+    ) -> None:
+        super().__init__()
+        stages, cin = [], 3
+        for w in widths:
+            stages.append(nn.Sequential(_conv_bn_relu(cin, w, 2), _conv_bn_relu(w, w, 1)))
+            cin = w
+        self.stages = nn.ModuleList(stages)
+        self.predictor = nn.Conv2d(widths[-1] + widths[-2], num_classes, 1)
+        self.ignore_value = ignore_value
+        self.size_divisibility = size_divisibility
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        return {
+            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            "widths": (cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM // 4, cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM // 2,
+                       cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM),
+            "ignore_value": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
+        images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = ImageList.from_tensors(images, self.size_divisibility)
+        features = []
+        x = images.tensor
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        deep = F.interpolate(features[-1], size=features[-2].shape[-2:], mode="bilinear", align_corners=False)
+        logits = self.predictor(torch.cat([features[-2], deep], dim=1))
+        logits = F.interpolate(logits, size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
+
+        if self.training:
+            targets = ImageList.from_tensors(
+                [x["sem_seg"].to(self.device) for x in batched_inputs], self.size_divisibility, self.ignore_value
+            ).tensor
+            return {"loss_sem_seg": F.cross_entropy(logits, targets, ignore_index=self.ignore_value)}
+        results = []
+        for logit, x, image_size in zip(logits, batched_inputs, images.image_sizes):
+            height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
+            results.append({"sem_seg": sem_seg_postprocess(logit, image_size, height, width)})
+        return results

@@ -1,0 +1,29 @@
+"""Install seg_research: ``pip install .`` (ranges here; exact pins in requirements.lock)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="seg_research",
+    version="0.1.0",
+    description="Instance, semantic and panoptic segmentation research framework with detectron2's conventions",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["seg_research", "seg_research.*"]),
+    include_package_data=True,
+    package_data={"seg_research": ["data/datasets/splits/*.json"]},
+    install_requires=[
+        "torch>=2.4",
+        "torchvision>=0.19",
+        "fvcore>=0.1.5",
+        "iopath>=0.1.9",
+        "pycocotools>=2.0.7",
+        "opencv-python-headless>=4.8",
+        "Pillow>=10",
+        "numpy>=1.24",
+        "PyYAML>=6",
+        "tensorboard>=2.14",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+)
