@@ -1,0 +1,104 @@
+"""Registration of the builtin datasets at import (so spawned worker processes have them too).
+
+Shapes (generated on first use under ``get_datasets_root()/shapes``):
+
+* ``shapes_{train,val}``: instances (COCO json), ``evaluator_type="coco"``;
+* ``shapes_{train,val}_sem_seg``: semantic labels over the 7 classes (things 0..3, stuff
+  4..6, 255 ignore), ``evaluator_type="sem_seg"``;
+* ``shapes_{train,val}_panoptic``: COCO panoptic, standard metadata convention;
+* ``shapes_{train,val}_panoptic_separated``: instances + stuff labels (0 = things,
+  1..3 = sky/ground/water) + panoptic, separated convention.
+
+Metadata is set here without touching the disk; a split is generated when its dataset
+dicts are first requested. Split sizes come from ``SEG_SHAPES_TRAIN`` (default 400),
+``SEG_SHAPES_VAL`` (default 100) and ``SEG_SHAPES_SIZE`` (``"256"`` or ``"HxW"``,
+default 256x256), read at generation time.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable, Dict, List, Tuple
+
+from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
+
+from .coco import load_sem_seg, register_coco_instances
+from .coco_panoptic import panoptic_metadata, register_coco_panoptic, register_coco_panoptic_separated
+from .shapes import CATEGORIES, generate_shapes
+
+__all__ = ["get_datasets_root", "shapes_split_params", "register_all_shapes"]
+
+#: split -> (env var with its number of images, default number of images, seed)
+_SHAPES_SPLITS = {"train": ("SEG_SHAPES_TRAIN", 400, 0), "val": ("SEG_SHAPES_VAL", 100, 1)}
+_SHAPES_SIZE_ENV, _SHAPES_DEFAULT_SIZE = "SEG_SHAPES_SIZE", (256, 256)
+
+
+def get_datasets_root() -> str:
+    """The folder holding all datasets: ``$SEG_DATASETS`` if set, else ``./datasets``."""
+    return os.path.expanduser(os.environ.get("SEG_DATASETS", "./datasets"))
+
+
+def _positive_ints(env: str, text: str, count: int) -> List[int]:
+    try:
+        values = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, count) or min(values) <= 0:
+        raise ValueError(f"Environment variable {env}={text!r} is invalid: expected a positive integer"
+                         f"{' or HxW' if count == 2 else ''}. Fix or unset it.")
+    return values * (count // len(values))
+
+
+def shapes_split_params(split: str) -> Tuple[int, Tuple[int, int], int]:
+    """``(num_images, (height, width), seed)`` of a builtin Shapes split, after environment overrides."""
+    env, default_count, seed = _SHAPES_SPLITS[split]
+    count = _positive_ints(env, os.environ[env], 1)[0] if env in os.environ else default_count
+    size = _SHAPES_DEFAULT_SIZE
+    if _SHAPES_SIZE_ENV in os.environ:
+        height, width = _positive_ints(_SHAPES_SIZE_ENV, os.environ[_SHAPES_SIZE_ENV], 2)
+        size = (height, width)
+    return count, size, seed
+
+
+def _generate_then_load(root: str, split: str, load: Callable[[], List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    num_images, size, seed = shapes_split_params(split)
+    generate_shapes(root, split, num_images, size, seed)
+    return load()
+
+
+def _generate_on_first_use(name: str, root: str, split: str) -> None:
+    """Wrap the loader registered as ``name`` so that it generates the split first."""
+    load = DatasetCatalog[name]
+    DatasetCatalog.remove(name)
+    DatasetCatalog.register(name, functools.partial(_generate_then_load, root, split, load))
+
+
+def register_all_shapes(root: str) -> None:
+    """Register the 8 Shapes datasets (module doc) with their files under ``root/shapes``."""
+    shapes = os.path.join(root, "shapes")
+    standard = panoptic_metadata(CATEGORIES)
+    separated = panoptic_metadata(CATEGORIES, separated=True)
+    thing_keys = ("thing_classes", "thing_dataset_id_to_contiguous_id", "thing_colors")
+    for split in _SHAPES_SPLITS:
+        image_root = os.path.join(shapes, split, "images")
+        instances_json = os.path.join(shapes, "annotations", f"instances_{split}.json")
+        panoptic_json = os.path.join(shapes, "annotations", f"panoptic_{split}.json")
+        panoptic_root = os.path.join(shapes, f"panoptic_{split}")
+        sem_seg_root = os.path.join(shapes, f"sem_seg_{split}")
+        name = f"shapes_{split}"
+
+        register_coco_instances(name, {k: standard[k] for k in thing_keys}, instances_json, image_root)
+        DatasetCatalog.register(f"{name}_sem_seg", functools.partial(load_sem_seg, sem_seg_root, image_root,
+                                                                      gt_ext="png", image_ext="png"))
+        MetadataCatalog.get(f"{name}_sem_seg").set(
+            stuff_classes=standard["stuff_classes"], stuff_colors=standard["stuff_colors"], ignore_label=255,
+            evaluator_type="sem_seg", sem_seg_root=sem_seg_root, image_root=image_root)
+        register_coco_panoptic(f"{name}_panoptic", standard, image_root, panoptic_root, panoptic_json,
+                               instances_json)
+        register_coco_panoptic_separated(f"{name}_panoptic", separated, image_root, panoptic_root, panoptic_json,
+                                         os.path.join(shapes, f"panoptic_stuff_{split}"), instances_json)
+        for registered in (name, f"{name}_sem_seg", f"{name}_panoptic", f"{name}_panoptic_separated"):
+            _generate_on_first_use(registered, root, split)
+
+
+register_all_shapes(get_datasets_root())

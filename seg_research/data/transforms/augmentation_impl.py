@@ -1,0 +1,187 @@
+"""The standard augmentations: resize by shortest edge, flip, crop, brightness, contrast.
+
+Each samples its parameters with ``np.random`` and returns an fvcore Transform.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence, Tuple, Union
+
+import numpy as np
+from fvcore.transforms.transform import (
+    BlendTransform,
+    CropTransform,
+    HFlipTransform,
+    NoOpTransform,
+    Transform,
+    VFlipTransform,
+)
+from PIL import Image
+
+from .augmentation import Augmentation
+from .transform import ResizeTransform
+
+__all__ = ["ResizeShortestEdge", "RandomFlip", "RandomCrop", "RandomBrightness", "RandomContrast"]
+
+
+class ResizeShortestEdge(Augmentation):
+    """Resize so the shorter side is a sampled length, capping the longer side at ``max_size``.
+
+    Args:
+        short_edge_length: one int, or a tuple: with ``sample_style="range"`` two ints
+            (min, max) sampled uniformly as integers in [min, max]; with ``"choice"`` the
+            candidates to pick from. A sampled length of 0 leaves the image unchanged.
+        max_size: the longer side never exceeds this (aspect ratio kept).
+        sample_style: ``"range"`` or ``"choice"``.
+        interp: Pillow resampling filter for the image (segmentations use nearest).
+    """
+
+    def __init__(self, short_edge_length: Union[int, Sequence[int]], max_size: int = sys.maxsize,
+                 sample_style: str = "range", interp: int = Image.Resampling.BILINEAR) -> None:
+        if sample_style not in ("range", "choice"):
+            raise ValueError(f"ResizeShortestEdge: sample_style must be 'range' or 'choice', got {sample_style!r}.")
+        if isinstance(short_edge_length, int):
+            short_edge_length = (short_edge_length, short_edge_length)
+        short_edge_length = tuple(int(s) for s in short_edge_length)
+        if sample_style == "range" and len(short_edge_length) != 2:
+            raise ValueError(
+                f"ResizeShortestEdge with sample_style='range' needs (min, max) short edge lengths, got "
+                f"{short_edge_length}. Use sample_style='choice' (INPUT.MIN_SIZE_TRAIN_SAMPLING) to pick from a list."
+            )
+        self.short_edge_length = short_edge_length
+        self.max_size = max_size
+        self.sample_style = sample_style
+        self.interp = interp
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        h, w = image.shape[:2]
+        if self.sample_style == "range":
+            size = int(np.random.randint(self.short_edge_length[0], self.short_edge_length[1] + 1))
+        else:
+            size = int(np.random.choice(self.short_edge_length))
+        if size == 0:
+            return NoOpTransform()
+        new_h, new_w = self.get_output_shape(h, w, size, self.max_size)
+        return ResizeTransform(h, w, new_h, new_w, self.interp)
+
+    @staticmethod
+    def get_output_shape(h: int, w: int, short_edge_length: int, max_size: int) -> Tuple[int, int]:
+        """(new_h, new_w) with the short side ``short_edge_length`` and the long side at most
+        ``max_size``, each rounded half up to an integer.
+
+        Example: (480, 640), 240, 300 -> (240, 320) capped by 300/320 -> (225, 300).
+        """
+        scale = short_edge_length / min(h, w)
+        new_h, new_w = h * scale, w * scale
+        if max(new_h, new_w) > max_size:
+            cap = max_size / max(new_h, new_w)
+            new_h, new_w = new_h * cap, new_w * cap
+        return int(new_h + 0.5), int(new_w + 0.5)
+
+
+class RandomFlip(Augmentation):
+    """Flip the image horizontally or vertically with probability ``prob``."""
+
+    def __init__(self, prob: float = 0.5, *, horizontal: bool = True, vertical: bool = False) -> None:
+        if horizontal == vertical:
+            raise ValueError(
+                f"RandomFlip flips along exactly one axis: got horizontal={horizontal}, vertical={vertical}. "
+                f"Use two RandomFlip augmentations to flip both ways."
+            )
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"RandomFlip: prob must be in [0, 1], got {prob}.")
+        self.prob = prob
+        self.horizontal = horizontal
+        self.vertical = vertical
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        h, w = image.shape[:2]
+        if self._rand_range() >= self.prob:
+            return NoOpTransform()
+        return HFlipTransform(w) if self.horizontal else VFlipTransform(h)
+
+
+_CROP_TYPES = ("relative", "relative_range", "absolute", "absolute_range")
+
+
+class RandomCrop(Augmentation):
+    """Crop a random window of the image.
+
+    Args:
+        crop_type: how ``crop_size`` = (a, b) is read, for an image (H, W):
+            ``"relative"``: crop (a*H, b*W), with a, b in (0, 1];
+            ``"relative_range"``: crop (a'*H, b'*W) with a' uniform in [a, 1] and b' in [b, 1];
+            ``"absolute"``: crop (min(a, H), min(b, W)) pixels;
+            ``"absolute_range"``: height uniform in [min(H, a), min(H, b)], width uniform in
+            [min(W, a), min(W, b)] (integers, a <= b).
+            Relative sizes are rounded half up to integers.
+        crop_size: the pair (a, b).
+    """
+
+    def __init__(self, crop_type: str, crop_size: Sequence[float]) -> None:
+        if crop_type not in _CROP_TYPES:
+            raise ValueError(f"RandomCrop: crop_type must be one of {_CROP_TYPES}, got {crop_type!r}.")
+        if len(crop_size) != 2:
+            raise ValueError(f"RandomCrop: crop_size must be a pair, got {crop_size!r}.")
+        if crop_type.startswith("relative") and not all(0 < s <= 1 for s in crop_size):
+            raise ValueError(f"RandomCrop({crop_type!r}): crop_size must be in (0, 1], got {crop_size!r}.")
+        if crop_type == "absolute_range" and crop_size[0] > crop_size[1]:
+            raise ValueError(f"RandomCrop('absolute_range'): crop_size must be (min, max), got {crop_size!r}.")
+        self.crop_type = crop_type
+        self.crop_size = tuple(crop_size)
+
+    def get_crop_size(self, image_size: Tuple[int, int]) -> Tuple[int, int]:
+        """(crop_h, crop_w) for an image of (h, w), sampled when the type is a range."""
+        h, w = image_size
+        a, b = self.crop_size
+        if self.crop_type == "relative":
+            return int(h * a + 0.5), int(w * b + 0.5)
+        if self.crop_type == "relative_range":
+            low = np.asarray(self.crop_size, dtype=np.float64)
+            rel_h, rel_w = low + np.random.rand(2) * (1 - low)
+            return int(h * rel_h + 0.5), int(w * rel_w + 0.5)
+        if self.crop_type == "absolute":
+            return min(int(a), h), min(int(b), w)
+        crop_h = np.random.randint(min(h, int(a)), min(h, int(b)) + 1)
+        crop_w = np.random.randint(min(w, int(a)), min(w, int(b)) + 1)
+        return int(crop_h), int(crop_w)
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        h, w = image.shape[:2]
+        crop_h, crop_w = self.get_crop_size((h, w))
+        y0 = int(np.random.randint(h - crop_h + 1))
+        x0 = int(np.random.randint(w - crop_w + 1))
+        return CropTransform(x0, y0, crop_w, crop_h, orig_w=w, orig_h=h)
+
+
+class RandomBrightness(Augmentation):
+    """Multiply pixel values by w ~ U[intensity_min, intensity_max].
+
+    uint8 images are clipped to [0, 255] and truncated back to uint8. Geometry and
+    segmentations are untouched.
+    """
+
+    def __init__(self, intensity_min: float, intensity_max: float) -> None:
+        self.intensity_min = intensity_min
+        self.intensity_max = intensity_max
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        w = float(self._rand_range(self.intensity_min, self.intensity_max))
+        return BlendTransform(src_image=0.0, src_weight=1 - w, dst_weight=w)
+
+
+class RandomContrast(Augmentation):
+    """Scale pixel deviations from the image mean by w ~ U[intensity_min, intensity_max]:
+    ``w * image + (1 - w) * image.mean()``.
+
+    uint8 images are clipped to [0, 255] and truncated back to uint8. Geometry and
+    segmentations are untouched.
+    """
+
+    def __init__(self, intensity_min: float, intensity_max: float) -> None:
+        self.intensity_min = intensity_min
+        self.intensity_max = intensity_max
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        w = float(self._rand_range(self.intensity_min, self.intensity_max))
+        return BlendTransform(src_image=float(image.mean()), src_weight=1 - w, dst_weight=w)
