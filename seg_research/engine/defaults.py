@@ -89,9 +89,8 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> No
     if comm.is_main_process():
         _check_output_dir_writable(output_dir)
     comm.synchronize()
-    setup_logger(output_dir, distributed_rank=rank)
+    log = setup_logger(output_dir, distributed_rank=rank)
     setup_logger(output_dir, distributed_rank=rank, name="fvcore")
-    log = setup_logger(output_dir, distributed_rank=rank, name="seg_research")
     log.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
     log.info(f"Python {sys.version.split()[0]}, torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
     if args is not None:
@@ -143,7 +142,8 @@ class DefaultTrainer(TrainerBase):
 
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__()
-        setup_logger()
+        if not logging.getLogger("seg_research").handlers:  # default_setup was not called
+            setup_logger()
         self.cfg = cfg
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
@@ -154,6 +154,7 @@ class DefaultTrainer(TrainerBase):
                 broadcast_buffers=False,
             )
         self._trainer = SimpleTrainer(model, None, optimizer)
+        self._trainer.after_backward = self.after_backward  # run this trainer's hooks
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.data_stream = _DataStreamState(cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed())
         self.checkpointer = Checkpointer(

@@ -15,6 +15,16 @@ __all__ = ["PathManager", "atomic_open", "atomic_write_json", "atomic_write_byte
 PathManager = _PathManagerCls()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Files written through atomic_open get the permissions a plain open() would give.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync and rename it over ``path``.
@@ -27,6 +37,7 @@ def atomic_open(path: str, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+        os.chmod(tmp, _FILE_MODE)
     except OSError as e:
         raise OSError(e.errno, f"Cannot write '{path}': {e.strerror}. Check that its folder is writable.") from e
     try:

@@ -1,0 +1,161 @@
+"""Save and load model + training state: atomic writes, safe reads, resume with fallback.
+
+A checkpoint file ``<save_dir>/<name>.pth`` is a dict ``{"model": state_dict, "<key>":
+checkpointable.state_dict(), ..., **extra}`` (extra: e.g. ``iteration``); ``last_checkpoint``
+holds the basename of the newest one. Besides our own files, ``load`` reads a plain
+state_dict (e.g. torchvision weights) and detectron2 ``.pkl`` files (numpy arrays).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+from typing import Any, Dict, List, Optional
+
+import torch
+from fvcore.common.checkpoint import Checkpointer as _FvCheckpointer
+from fvcore.common.checkpoint import PeriodicCheckpointer
+from fvcore.common.checkpoint import _filter_reused_missing_keys, _group_checkpoint_keys, _group_to_str
+
+from ..utils.file_io import atomic_write_bytes, torch_save_atomic
+from .safe_pickle import UnsafePickleError, restricted_load
+
+__all__ = ["Checkpointer", "CheckpointError", "PeriodicCheckpointer"]
+
+_PERIODIC_NAME = re.compile(r"^model_(\d+)\.pth$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read (truncated, corrupt, or holding unsafe objects)."""
+
+
+def _grouped_keys(keys: List[str]) -> str:
+    """``["a.b.weight", "a.b.bias"]`` -> ``"  a.b.{bias, weight}"`` (one line per module)."""
+    return "\n".join("  " + head + _group_to_str(tails) for head, tails in sorted(_group_checkpoint_keys(keys).items()))
+
+
+class Checkpointer(_FvCheckpointer):
+    """fvcore's ``Checkpointer`` (``Checkpointer(model, save_dir, optimizer=..., scheduler=...,
+    trainer=...)``; anything with ``state_dict``/``load_state_dict`` can be checkpointed) with:
+
+    - atomic saves: the checkpoint, then ``last_checkpoint``, are written to a temporary
+      file renamed into place, so an interrupted save never leaves a half-written file;
+    - safe loads: ``torch.load(weights_only=True)``, and ``.pkl`` files through
+      ``restricted_load`` (numpy arrays only); unreadable files raise ``CheckpointError``
+      naming the file;
+    - ``resume_or_load`` falling back to the newest older ``model_*.pth`` when the file
+      named by ``last_checkpoint`` is unreadable;
+    - a plain-text report of missing / unexpected / shape-mismatched model keys.
+    """
+
+    def __init__(self, model: torch.nn.Module, save_dir: str = "", *, save_to_disk: bool = True,
+                 **checkpointables: Any) -> None:
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.logger = logging.getLogger(__name__)
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        """Write ``<save_dir>/<name>.pth`` (model, checkpointables, ``kwargs``), then tag it
+        in ``last_checkpoint``. Does nothing without ``save_dir`` or with ``save_to_disk=False``."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data: Dict[str, Any] = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        torch_save_atomic(data, save_file)
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        atomic_write_bytes(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename.encode("utf-8"))
+
+    def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
+        """Load ``path`` (local file or URL; ``""`` loads nothing) into the model and the
+        named checkpointables (all when ``None``). Returns the remaining entries
+        (e.g. ``{"iteration": 4999}``)."""
+        if path and "://" not in path and not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"Checkpoint '{path}' does not exist. Check MODEL.WEIGHTS, or the file named in "
+                f"'{os.path.join(self.save_dir, 'last_checkpoint')}' when resuming."
+            )
+        return super().load(path, checkpointables=checkpointables)
+
+    def _load_file(self, f: str) -> Dict[str, Any]:
+        try:
+            if f.endswith(".pkl"):
+                with open(f, "rb") as fh:
+                    data = restricted_load(fh)
+            else:
+                data = torch.load(f, map_location=torch.device("cpu"), weights_only=True)
+        except UnsafePickleError as e:
+            raise CheckpointError(f"Cannot load checkpoint '{f}': {e}") from e
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as e:
+            raise CheckpointError(
+                f"Cannot load checkpoint '{f}': {type(e).__name__}: {e}\nThe file is truncated or corrupt, or "
+                "holds objects other than tensors / numpy arrays / numbers / containers (refused for safety). "
+                "Re-create or re-download it, or point to another checkpoint."
+            ) from e
+        if not isinstance(data, dict):
+            raise CheckpointError(f"Checkpoint '{f}' holds a {type(data).__name__}, expected a dict (a state_dict).")
+        if "model" not in data:  # a bare state_dict, e.g. torchvision weights
+            data = {"model": data}
+        return data
+
+    def _log_incompatible_keys(self, incompatible: Any) -> None:
+        mismatched = {k for k, _, _ in incompatible.incorrect_shapes}
+        for key, shape_checkpoint, shape_model in incompatible.incorrect_shapes:
+            self.logger.warning(
+                f"Skipped '{key}': shape {tuple(shape_checkpoint)} in the checkpoint but {tuple(shape_model)} in "
+                "the model (e.g. a different NUM_CLASSES); it keeps its initial value."
+            )
+        missing = [k for k in _filter_reused_missing_keys(self.model, incompatible.missing_keys) if k not in mismatched]
+        if missing:
+            self.logger.warning(
+                f"{len(missing)} model parameters/buffers are not in the checkpoint and keep their initial "
+                f"values:\n{_grouped_keys(missing)}"
+            )
+        if incompatible.unexpected_keys:
+            self.logger.warning(
+                f"{len(incompatible.unexpected_keys)} checkpoint entries are not used by the model:\n"
+                f"{_grouped_keys(incompatible.unexpected_keys)}"
+            )
+
+    def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
+        """With ``resume`` and a ``last_checkpoint`` in ``save_dir``: load that checkpoint
+        with every checkpointable (falling back, with a warning, to the newest older
+        ``model_*.pth`` that loads when it is unreadable). Otherwise load the model only
+        from ``path`` (MODEL.WEIGHTS; ``""`` keeps the initialization).
+
+        Returns the remaining checkpoint entries, e.g. ``{"iteration": 4999}``.
+        """
+        if not (resume and self.has_checkpoint()):
+            return self.load(path, checkpointables=[])
+        last = self.get_checkpoint_file()
+        candidates = [last] + self._older_periodic_checkpoints(last)
+        for candidate, fallback in zip(candidates, candidates[1:] + [None]):
+            try:
+                return self.load(candidate)
+            except (CheckpointError, FileNotFoundError) as e:
+                error = e
+                if fallback is not None:
+                    self.logger.warning(f"Cannot resume from '{candidate}' ({e}); falling back to '{fallback}'.")
+        raise CheckpointError(
+            f"Cannot resume from '{self.save_dir}': '{last}' (named in last_checkpoint) and every older "
+            f"model_*.pth failed to load; the last error was: {error}\nRestore a valid checkpoint, or delete "
+            "last_checkpoint to start from MODEL.WEIGHTS."
+        ) from error
+
+    def _older_periodic_checkpoints(self, last: str) -> List[str]:
+        """``model_NNNNNNN.pth`` files in ``save_dir`` older than ``last``, newest first
+        (all of them when ``last`` is not a periodic checkpoint, e.g. ``model_final.pth``)."""
+        last_match = _PERIODIC_NAME.match(os.path.basename(last))
+        limit = int(last_match.group(1)) if last_match else float("inf")
+        numbered = []
+        for name in self.path_manager.ls(self.save_dir):
+            match = _PERIODIC_NAME.match(name)
+            if match and int(match.group(1)) < limit:
+                numbered.append((int(match.group(1)), os.path.join(self.save_dir, name)))
+        return [path for _, path in sorted(numbered, reverse=True)]

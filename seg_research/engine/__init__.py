@@ -1,0 +1,8 @@
+from .defaults import DefaultTrainer, default_argument_parser, default_setup, default_writers
+from .launch import launch
+from .train_loop import HookBase, SimpleTrainer, TrainerBase
+
+__all__ = [
+    "DefaultTrainer", "default_argument_parser", "default_setup", "default_writers", "launch",
+    "HookBase", "SimpleTrainer", "TrainerBase",
+]

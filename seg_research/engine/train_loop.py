@@ -1,0 +1,303 @@
+"""The training loop: a trainer runs ``run_step`` for each iteration, hooks do the rest.
+
+Order of calls: ``before_train``; per iteration ``before_step``, ``run_step`` (which calls
+``after_backward``), ``after_step``; finally ``after_train`` (also after an exception).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import weakref
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+import numpy as np
+import torch
+
+from ..utils import comm
+from ..utils.events import EventStorage, get_event_storage
+
+__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class HookBase:
+    """Code run at fixed points of training. Override any of the methods below.
+
+    ``self.trainer`` is set by ``TrainerBase.register_hooks`` to a weak proxy of the
+    trainer (no reference cycle). ``state_dict()`` returning a non-empty dict makes the
+    hook's state part of the trainer's checkpoint.
+    """
+
+    trainer: "TrainerBase"
+
+    def before_train(self) -> None:
+        pass
+
+    def after_train(self) -> None:
+        pass
+
+    def before_step(self) -> None:
+        pass
+
+    def after_backward(self) -> None:
+        pass
+
+    def after_step(self) -> None:
+        pass
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} returns a state_dict() but does not implement load_state_dict()."
+        )
+
+
+class TrainerBase:
+    """Runs iterations ``start_iter .. max_iter - 1`` of ``run_step`` with hooks around them.
+
+    Attributes:
+        iter: the current iteration; after a successful ``train`` it equals ``max_iter``
+            (after an exception it stays at the failing iteration).
+        start_iter, max_iter: the range given to ``train``.
+        storage: the ``EventStorage`` open during ``train``.
+    """
+
+    def __init__(self) -> None:
+        self._hooks: List[HookBase] = []
+        self.iter: int = 0
+        self.start_iter: int = 0
+        self.max_iter: int = 0
+        self.storage: EventStorage
+
+    def register_hooks(self, hooks: Iterable[Optional[HookBase]]) -> None:
+        """Append hooks (``None`` entries are skipped); they run in registration order."""
+        for hook in hooks:
+            if hook is None:
+                continue
+            if not isinstance(hook, HookBase):
+                raise TypeError(f"Hooks must subclass HookBase, got {type(hook).__name__}.")
+            hook.trainer = weakref.proxy(self)
+            self._hooks.append(hook)
+
+    def train(self, start_iter: int, max_iter: int) -> None:
+        """Run iterations ``start_iter .. max_iter - 1`` inside a new ``EventStorage``;
+        ``after_train`` hooks run even when an iteration raises (the error propagates)."""
+        logger.info(f"Starting training from iteration {start_iter}")
+        self.iter = self.start_iter = start_iter
+        self.max_iter = max_iter
+        with EventStorage(start_iter) as self.storage:
+            try:
+                self.before_train()
+                for self.iter in range(start_iter, max_iter):
+                    self.before_step()
+                    self.run_step()
+                    self.after_step()
+                self.iter = max_iter
+            except Exception:
+                logger.exception(f"Exception during training at iteration {self.iter}:")
+                raise
+            finally:
+                self.after_train()
+
+    def before_train(self) -> None:
+        for h in self._hooks:
+            h.before_train()
+
+    def after_train(self) -> None:
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.after_train()
+
+    def before_step(self) -> None:
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.before_step()
+
+    def after_backward(self) -> None:
+        for h in self._hooks:
+            h.after_backward()
+
+    def after_step(self) -> None:
+        for h in self._hooks:
+            h.after_step()
+
+    def run_step(self) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> Dict[str, Any]:
+        """``{"iteration": iter, "hooks": {hook class qualname: hook state}}`` (stateful hooks only)."""
+        hooks_state = {}
+        for h in self._hooks:
+            state = h.state_dict()
+            if state:
+                name = type(h).__qualname__
+                if name in hooks_state:
+                    logger.warning(f"Two hooks of type {name} have state; only the first one is checkpointed.")
+                    continue
+                hooks_state[name] = state
+        return {"iteration": self.iter, "hooks": hooks_state}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.iter = state_dict["iteration"]
+        for name, state in state_dict.get("hooks", {}).items():
+            matching = [h for h in self._hooks if type(h).__qualname__ == name]
+            if not matching:
+                logger.warning(f"The checkpoint has state for hook '{name}', which is not registered; ignored.")
+                continue
+            matching[0].load_state_dict(state)
+
+
+class SimpleTrainer(TrainerBase):
+    """One iteration = next batch, ``loss_dict = model(batch)``, sum, backward, optimizer step.
+
+    Args:
+        model: in training mode; ``model(batch)`` returns a dict of scalar loss tensors,
+            or one scalar tensor (logged as ``total_loss``).
+        data_loader: an iterable yielding batches forever (the training loader).
+        optimizer: steps all parameters.
+        zero_grad_before_forward: clear gradients before the forward pass instead of
+            between the forward and the backward pass.
+
+    Writes ``total_loss``, every loss and ``data_time`` (seconds waiting for the batch,
+    max over processes) to the ``EventStorage``; losses are averaged over processes.
+    A non-finite total loss raises ``FloatingPointError`` before the optimizer step.
+    """
+
+    def __init__(self, model: torch.nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
+                 zero_grad_before_forward: bool = False) -> None:
+        super().__init__()
+        model.train()
+        self.model = model
+        self.data_loader = data_loader
+        self._data_loader_iter_obj: Optional[Any] = None
+        self.optimizer = optimizer
+        self.zero_grad_before_forward = zero_grad_before_forward
+
+    @property
+    def _data_loader_iter(self) -> Any:
+        if self._data_loader_iter_obj is None:
+            self._data_loader_iter_obj = iter(self.data_loader)
+        return self._data_loader_iter_obj
+
+    def _next_batch(self) -> tuple:
+        """(batch, seconds spent waiting for it)."""
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        return data, time.perf_counter() - start
+
+    @staticmethod
+    def _as_loss_dict(output: Any) -> Dict[str, torch.Tensor]:
+        if isinstance(output, torch.Tensor):
+            return {"total_loss": output}
+        if not isinstance(output, Mapping) or not output:
+            raise TypeError(
+                f"In training mode the model must return a non-empty dict of scalar loss tensors or one scalar "
+                f"tensor; got {type(output).__name__}."
+            )
+        return dict(output)
+
+    def _check_training_mode(self) -> None:
+        if not self.model.training:
+            raise RuntimeError(
+                f"The model is in eval mode at iteration {self.iter}; a hook that evaluates must call "
+                "model.train() when it is done."
+            )
+
+    def run_step(self) -> None:
+        self._check_training_mode()
+        data, data_time = self._next_batch()
+        if self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        loss_dict = self._as_loss_dict(self.model(data))
+        losses = sum(loss_dict.values())
+        if not self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        losses.backward()
+        self.after_backward()
+        self._write_metrics(loss_dict, data_time)
+        self.optimizer.step()
+
+    def _write_metrics(self, loss_dict: Mapping[str, torch.Tensor], data_time: float) -> None:
+        """Gather metrics on rank 0, store their average; raise on a non-finite total loss
+        (every rank checks its own losses, rank 0 also the average over ranks)."""
+        metrics = {k: v.detach().cpu().item() for k, v in loss_dict.items()}
+        metrics["data_time"] = data_time
+        all_metrics = comm.gather(metrics)
+        _raise_if_not_finite(metrics, self.iter)
+        if not comm.is_main_process():
+            return
+        storage = get_event_storage()
+        storage.put_scalar("data_time", max(m.pop("data_time") for m in all_metrics))
+        averaged = {k: float(np.mean([m[k] for m in all_metrics])) for k in all_metrics[0]}
+        _raise_if_not_finite(averaged, self.iter)
+        if set(averaged) != {"total_loss"}:
+            storage.put_scalar("total_loss", sum(averaged.values()))
+        storage.put_scalars(**averaged)
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = super().state_dict()
+        state["optimizer"] = self.optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.optimizer.load_state_dict(state_dict["optimizer"])
+
+
+def _raise_if_not_finite(loss_values: Mapping[str, float], iteration: int) -> None:
+    losses = {k: v for k, v in loss_values.items() if k != "data_time"}
+    total = sum(losses.values())
+    if not math.isfinite(total):
+        raise FloatingPointError(
+            f"Loss became infinite or NaN at iteration {iteration}! loss_dict = {losses}. "
+            "Try a lower SOLVER.BASE_LR, a longer warmup, or SOLVER.CLIP_GRADIENTS.ENABLED True, "
+            "and check the input data of this iteration."
+        )
+
+
+class AMPTrainer(SimpleTrainer):
+    """``SimpleTrainer`` with automatic mixed precision on CUDA: the forward pass runs under
+    ``torch.autocast("cuda", dtype=precision)`` and the loss is scaled by a
+    ``torch.amp.GradScaler`` (gradient clipping inside ``optimizer.step`` sees unscaled
+    gradients). Raises ``RuntimeError`` when CUDA is not available."""
+
+    def __init__(self, model: torch.nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
+                 grad_scaler: Optional[torch.amp.GradScaler] = None, precision: torch.dtype = torch.float16,
+                 zero_grad_before_forward: bool = False) -> None:
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "AMPTrainer (SOLVER.AMP.ENABLED True) needs a CUDA GPU, and none is available. "
+                "Set SOLVER.AMP.ENABLED False to train in full precision on the CPU."
+            )
+        super().__init__(model, data_loader, optimizer, zero_grad_before_forward=zero_grad_before_forward)
+        self.grad_scaler = grad_scaler if grad_scaler is not None else torch.amp.GradScaler("cuda")
+        self.precision = precision
+
+    def run_step(self) -> None:
+        self._check_training_mode()
+        data, data_time = self._next_batch()
+        if self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        with torch.autocast("cuda", dtype=self.precision):
+            loss_dict = self._as_loss_dict(self.model(data))
+            losses = sum(loss_dict.values())
+        if not self.zero_grad_before_forward:
+            self.optimizer.zero_grad()
+        self.grad_scaler.scale(losses).backward()
+        self.after_backward()
+        self._write_metrics(loss_dict, data_time)
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = super().state_dict()
+        state["grad_scaler"] = self.grad_scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
