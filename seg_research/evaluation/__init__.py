@@ -1,4 +1,5 @@
 from .build import EVALUATOR_REGISTRY, build_evaluator
+from .coco_evaluation import COCOEvaluator
 from .evaluator import DatasetEvaluator, DatasetEvaluators, inference_context, inference_on_dataset
 from .sem_seg_evaluation import SemSegEvaluator
 from .testing import print_csv_format
@@ -6,4 +7,5 @@ from .testing import print_csv_format
 __all__ = [
     "DatasetEvaluator", "DatasetEvaluators", "inference_context", "inference_on_dataset",
     "SemSegEvaluator", "print_csv_format", "EVALUATOR_REGISTRY", "build_evaluator",
+    "COCOEvaluator",
 ]

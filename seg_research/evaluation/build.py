@@ -6,6 +6,7 @@ from typing import Optional
 
 from ..data.catalog import MetadataCatalog
 from ..utils.registry import Registry
+from .coco_evaluation import COCOEvaluator
 from .evaluator import DatasetEvaluator
 from .sem_seg_evaluation import SemSegEvaluator
 
@@ -36,3 +37,11 @@ def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None)
             f"{sorted(k for k, _ in EVALUATOR_REGISTRY)}, or override DefaultTrainer.build_evaluator."
         )
     return EVALUATOR_REGISTRY.get(evaluator_type)(cfg, dataset_name, output_folder)
+
+
+@EVALUATOR_REGISTRY.register(name="coco")
+def _build_coco_evaluator(cfg, dataset_name: str, output_folder: str) -> DatasetEvaluator:
+    """Box AP, plus mask AP when ``cfg.MODEL.MASK_ON``; at most ``cfg.TEST.DETECTIONS_PER_IMAGE`` per image."""
+    tasks = ("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",)
+    return COCOEvaluator(dataset_name, tasks=tasks, distributed=True, output_dir=output_folder,
+                         max_dets_per_image=cfg.TEST.DETECTIONS_PER_IMAGE)

@@ -1,0 +1,251 @@
+"""ResNet backbone assembled from torchvision's ResNet modules (blocks are not re-implemented).
+
+Module layout (torchvision's names under detectron2's stage names)::
+
+    stem.conv1, stem.bn1, stem.relu, stem.maxpool   <- torchvision conv1, bn1, relu, maxpool
+    res2, res3, res4, res5                          <- torchvision layer1 .. layer4
+
+so a torchvision ImageNet state_dict loads after :func:`convert_torchvision_resnet_state_dict`.
+Strides: stem 4, res2 4, res3 8, res4 16, res5 32 (16 with ``res5_dilation=2``).
+"""
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
+
+import torch
+from torch import nn
+from torchvision.models import resnet as tv_resnet
+
+from ...config import ConfigError, configurable
+from ...layers import ShapeSpec, convert_frozen_batchnorm, get_norm
+from .backbone import Backbone
+from .build import BACKBONE_REGISTRY
+
+__all__ = ["ResNet", "build_resnet_backbone", "convert_torchvision_resnet_state_dict"]
+
+# depth -> (torchvision builder, block class)
+_ARCHS: Dict[int, Tuple[Callable[..., tv_resnet.ResNet], Type[nn.Module]]] = {
+    18: (tv_resnet.resnet18, tv_resnet.BasicBlock),
+    34: (tv_resnet.resnet34, tv_resnet.BasicBlock),
+    50: (tv_resnet.resnet50, tv_resnet.Bottleneck),
+    101: (tv_resnet.resnet101, tv_resnet.Bottleneck),
+    152: (tv_resnet.resnet152, tv_resnet.Bottleneck),
+}
+_STAGE_NAMES = ("res2", "res3", "res4", "res5")  # torchvision layer1 .. layer4
+_STEM_CHANNELS = 64  # fixed by torchvision's ResNet
+# torchvision top-level module name -> ours; "fc" (the classifier) has no counterpart.
+_TORCHVISION_TO_OURS = {
+    "conv1": "stem.conv1",
+    "bn1": "stem.bn1",
+    "layer1": "res2",
+    "layer2": "res3",
+    "layer3": "res4",
+    "layer4": "res5",
+}
+
+
+def _move_stride_to_1x1(stage: nn.Sequential) -> None:
+    """MSRA convention: in the first Bottleneck of ``stage``, stride on conv1 (1×1), not conv2 (3×3)."""
+    first = stage[0]
+    first.conv1.stride, first.conv2.stride = first.conv2.stride, (1, 1)
+
+
+def _dilate_basic_stage(stage: nn.Sequential, dilation: int) -> None:
+    """Turn a stride-2 stage of BasicBlocks into a stride-1 dilated one, following torchvision's
+    ``replace_stride_with_dilation`` for Bottlenecks (which torchvision refuses for BasicBlock):
+    the first block loses its stride (conv1 and the downsample 1×1), the later blocks get
+    ``dilation`` (and the matching padding) in both 3×3 convs."""
+    first = stage[0]
+    first.conv1.stride = (1, 1)
+    first.downsample[0].stride = (1, 1)
+    for block in stage[1:]:
+        for conv in (block.conv1, block.conv2):
+            conv.dilation = conv.padding = (dilation, dilation)
+
+
+class ResNet(Backbone):
+    """ResNet-18/34/50/101/152 returning the feature maps named in ``out_features``.
+
+    Input: float32 (N, in_channels, H, W). Output: name -> (N, C, H / stride, W / stride)
+    (rounded up) for names among "stem", "res2", "res3", "res4", "res5". Stages after the
+    last requested one are not built (no unused parameters under DDP).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        depth: int = 50,
+        out_features: Sequence[str] = ("res5",),
+        norm: str = "FrozenBN",
+        freeze_at: int = 0,
+        stride_in_1x1: bool = True,
+        res5_dilation: int = 1,
+        in_channels: int = 3,
+        num_groups: int = 1,
+        width_per_group: int = 64,
+    ) -> None:
+        """
+        Args:
+            depth: 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck).
+            out_features: subset of ("stem", "res2", "res3", "res4", "res5").
+            norm: "FrozenBN", "BN", "SyncBN" or "GN" (see :func:`get_norm`), for every norm layer.
+            freeze_at: 0 trains everything; k >= 1 freezes the stem and res2..res<k> (see :meth:`freeze`).
+            stride_in_1x1: Bottleneck only: put each stage's stride-2 on the first 1×1 conv (MSRA /
+                detectron2 weights) instead of the 3×3 conv (torchvision weights). BasicBlock has
+                no 1×1 conv, so it is ignored there.
+            res5_dilation: 1, or 2 to keep res5 at stride 16 with dilated 3×3 convs.
+            in_channels: C of the input images (the stem conv is rebuilt when it is not 3).
+            num_groups, width_per_group: ResNeXt settings, passed to torchvision (Bottleneck only).
+        """
+        super().__init__()
+        if depth not in _ARCHS:
+            raise ValueError(f"ResNet depth {depth} is not supported; use one of {sorted(_ARCHS)}.")
+        if res5_dilation not in (1, 2):
+            raise ValueError(f"res5_dilation must be 1 or 2, got {res5_dilation}.")
+        if norm == "":
+            raise ValueError(
+                "ResNet needs a norm layer (its convs have no bias): use 'FrozenBN', 'BN', 'SyncBN' or 'GN'."
+            )
+        valid = ("stem",) + _STAGE_NAMES
+        unknown = [name for name in out_features if name not in valid]
+        if not out_features or unknown:
+            raise ValueError(f"ResNet out_features {list(out_features)} must be a non-empty subset of {list(valid)}.")
+
+        builder, block_cls = _ARCHS[depth]
+        is_bottleneck = block_cls is tv_resnet.Bottleneck
+        net = builder(
+            weights=None,
+            norm_layer=functools.partial(get_norm, norm),
+            groups=num_groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=[False, False, is_bottleneck and res5_dilation == 2],
+        )
+        if not is_bottleneck and res5_dilation == 2:
+            _dilate_basic_stage(net.layer4, res5_dilation)
+        if is_bottleneck and stride_in_1x1:
+            for stage in (net.layer2, net.layer3, net.layer4):
+                _move_stride_to_1x1(stage)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, _STEM_CHANNELS, kernel_size=7, stride=2, padding=3, bias=False)
+            nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+
+        self._in_channels = in_channels
+        self.stem = nn.Sequential(
+            OrderedDict(conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool)
+        )
+        num_stages = max(valid.index(name) for name in out_features)  # stages up to the last requested
+        self._stage_names = list(_STAGE_NAMES[:num_stages])
+        for i, name in enumerate(self._stage_names):
+            self.add_module(name, getattr(net, f"layer{i + 1}"))
+
+        self._out_feature_channels = {"stem": _STEM_CHANNELS}
+        self._out_feature_strides = {"stem": 4}
+        for i, name in enumerate(_STAGE_NAMES):
+            self._out_feature_channels[name] = 64 * 2**i * block_cls.expansion
+            self._out_feature_strides[name] = 4 * 2**i
+        if res5_dilation == 2:
+            self._out_feature_strides["res5"] = 16
+        self._out_features = [name for name in valid if name in out_features]
+        self.freeze(freeze_at)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: Optional[ShapeSpec] = None) -> dict:
+        r = cfg.MODEL.RESNETS
+        if r.DEPTH not in _ARCHS:
+            raise ConfigError(f"MODEL.RESNETS.DEPTH {r.DEPTH} is not supported; use one of {sorted(_ARCHS)}.")
+        res2_channels = 64 * _ARCHS[r.DEPTH][1].expansion
+        if r.RES2_OUT_CHANNELS != res2_channels:
+            raise ConfigError(
+                f"MODEL.RESNETS.RES2_OUT_CHANNELS is {r.RES2_OUT_CHANNELS}, but ResNet-{r.DEPTH} has "
+                f"{res2_channels} res2 channels: set MODEL.RESNETS.RES2_OUT_CHANNELS {res2_channels}."
+            )
+        if r.STEM_OUT_CHANNELS != _STEM_CHANNELS:
+            raise ConfigError(
+                f"MODEL.RESNETS.STEM_OUT_CHANNELS is {r.STEM_OUT_CHANNELS}, but torchvision's ResNet stem "
+                f"has {_STEM_CHANNELS} channels: set MODEL.RESNETS.STEM_OUT_CHANNELS {_STEM_CHANNELS}."
+            )
+        channels = input_shape.channels if input_shape is not None and input_shape.channels else None
+        return {
+            "depth": r.DEPTH,
+            "out_features": list(r.OUT_FEATURES),
+            "norm": r.NORM,
+            "freeze_at": cfg.MODEL.BACKBONE.FREEZE_AT,
+            "stride_in_1x1": r.STRIDE_IN_1X1,
+            "res5_dilation": r.RES5_DILATION,
+            "in_channels": channels or len(cfg.MODEL.PIXEL_MEAN),
+            "num_groups": r.NUM_GROUPS,
+            "width_per_group": r.WIDTH_PER_GROUP,
+        }
+
+    def freeze(self, freeze_at: int) -> "ResNet":
+        """Freeze the stem (``freeze_at >= 1``) and res2..res<freeze_at> (``freeze_at >= 2``):
+        their parameters get ``requires_grad=False`` and their BatchNorm/SyncBatchNorm layers
+        become ``FrozenBatchNorm2d`` (GroupNorm layers stay, with frozen parameters).
+        Returns ``self``."""
+        if not 0 <= freeze_at <= 1 + len(_STAGE_NAMES):
+            raise ValueError(f"freeze_at must be in 0..{1 + len(_STAGE_NAMES)}, got {freeze_at}.")
+        for name in ["stem", *self._stage_names][:freeze_at]:
+            module = getattr(self, name)
+            for param in module.parameters():
+                param.requires_grad_(False)
+            convert_frozen_batchnorm(module)
+        return self
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Args:
+            x: float32 (N, in_channels, H, W).
+
+        Returns:
+            name -> (N, C, ceil(H / stride), ceil(W / stride)) for each of ``out_features``.
+        """
+        if x.dim() != 4 or x.shape[1] != self._in_channels:
+            raise ValueError(f"ResNet expects (N, {self._in_channels}, H, W) input, got shape {tuple(x.shape)}.")
+        outputs = {}
+        x = self.stem(x)
+        if "stem" in self._out_features:
+            outputs["stem"] = x
+        for name in self._stage_names:
+            x = getattr(self, name)(x)
+            if name in self._out_features:
+                outputs[name] = x
+        return outputs
+
+
+def convert_torchvision_resnet_state_dict(
+    state_dict: Mapping[str, torch.Tensor], prefix: str = ""
+) -> Dict[str, torch.Tensor]:
+    """Rename a torchvision classification ResNet state_dict (e.g. ``resnet50().state_dict()``)
+    to this module's names: ``conv1.* -> stem.conv1.*``, ``bn1.* -> stem.bn1.*``,
+    ``layer{i}.* -> res{i+1}.*``; ``fc.*`` (the classifier) is dropped.
+
+    Args:
+        prefix: prepended to every new key, e.g. ``"bottom_up."`` to load into an FPN whose
+            ``bottom_up`` is a :class:`ResNet`.
+
+    Note torchvision's weights put the stride on the 3×3 conv: build the ResNet with
+    ``stride_in_1x1=False`` to reproduce them.
+    """
+    converted, unknown = {}, []
+    for key, value in state_dict.items():
+        head, _, rest = key.partition(".")
+        if head == "fc":
+            continue
+        if head not in _TORCHVISION_TO_OURS:
+            unknown.append(key)
+            continue
+        converted[f"{prefix}{_TORCHVISION_TO_OURS[head]}.{rest}"] = value
+    if unknown:
+        raise ValueError(
+            f"Not a torchvision classification ResNet state_dict: unexpected keys {unknown[:5]}"
+            f"{' ...' if len(unknown) > 5 else ''}. Expected top-level modules {sorted(_TORCHVISION_TO_OURS)} and fc."
+        )
+    return converted
+
+
+@BACKBONE_REGISTRY.register()
+def build_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
+    """ResNet from ``MODEL.RESNETS.*`` and ``MODEL.BACKBONE.FREEZE_AT``."""
+    return ResNet(cfg, input_shape=input_shape)
