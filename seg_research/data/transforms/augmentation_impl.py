@@ -154,8 +154,8 @@ class RandomCrop(Augmentation):
         return CropTransform(x0, y0, crop_w, crop_h, orig_w=w, orig_h=h)
 
 
-class RandomBrightness(Augmentation):
-    """Multiply pixel values by w ~ U[intensity_min, intensity_max].
+class _RandomIntensity(Augmentation):
+    """Photometric jitter ``w * image + (1 - w) * reference`` with w ~ U[intensity_min, intensity_max].
 
     uint8 images are clipped to [0, 255] and truncated back to uint8. Geometry and
     segmentations are untouched.
@@ -165,23 +165,24 @@ class RandomBrightness(Augmentation):
         self.intensity_min = intensity_min
         self.intensity_max = intensity_max
 
+    def _reference(self, image: np.ndarray) -> float:
+        raise NotImplementedError
+
     def get_transform(self, image: np.ndarray) -> Transform:
         w = float(self._rand_range(self.intensity_min, self.intensity_max))
-        return BlendTransform(src_image=0.0, src_weight=1 - w, dst_weight=w)
+        return BlendTransform(src_image=self._reference(image), src_weight=1 - w, dst_weight=w)
 
 
-class RandomContrast(Augmentation):
+class RandomBrightness(_RandomIntensity):
+    """Multiply pixel values by w ~ U[intensity_min, intensity_max] (reference 0)."""
+
+    def _reference(self, image: np.ndarray) -> float:
+        return 0.0
+
+
+class RandomContrast(_RandomIntensity):
     """Scale pixel deviations from the image mean by w ~ U[intensity_min, intensity_max]:
-    ``w * image + (1 - w) * image.mean()``.
+    ``w * image + (1 - w) * image.mean()``."""
 
-    uint8 images are clipped to [0, 255] and truncated back to uint8. Geometry and
-    segmentations are untouched.
-    """
-
-    def __init__(self, intensity_min: float, intensity_max: float) -> None:
-        self.intensity_min = intensity_min
-        self.intensity_max = intensity_max
-
-    def get_transform(self, image: np.ndarray) -> Transform:
-        w = float(self._rand_range(self.intensity_min, self.intensity_max))
-        return BlendTransform(src_image=float(image.mean()), src_weight=1 - w, dst_weight=w)
+    def _reference(self, image: np.ndarray) -> float:
+        return float(image.mean())
