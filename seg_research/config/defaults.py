@@ -119,6 +119,13 @@ _C.MODEL.SEM_SEG_HEAD.CONVS_DIM = 128
 _C.MODEL.SEM_SEG_HEAD.COMMON_STRIDE = 4
 _C.MODEL.SEM_SEG_HEAD.NORM = "GN"
 _C.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT = 1.0
+# Loss terms, names from seg_research.modeling.losses.LOSS_REGISTRY ("cross_entropy", "dice",
+# "bce_dice" (2 classes), "focal", "lovasz_softmax"), each multiplied by its entry of LOSS_WEIGHTS
+# (and by LOSS_WEIGHT); logged separately as loss_sem_seg (cross_entropy) and loss_sem_seg_<name>.
+_C.MODEL.SEM_SEG_HEAD.LOSS_TYPES = ("cross_entropy",)
+_C.MODEL.SEM_SEG_HEAD.LOSS_WEIGHTS = (1.0,)
+# gamma of the "focal" loss (0 gives the cross-entropy).
+_C.MODEL.SEM_SEG_HEAD.FOCAL_GAMMA = 2.0
 
 _C.MODEL.PANOPTIC_FPN = CN()
 _C.MODEL.PANOPTIC_FPN.INSTANCE_LOSS_WEIGHT = 1.0
@@ -205,6 +212,9 @@ _C.TEST = CN()
 # Evaluate every EVAL_PERIOD iterations (0: only at the end).
 _C.TEST.EVAL_PERIOD = 0
 _C.TEST.DETECTIONS_PER_IMAGE = 100
+# Evaluators that can also write per-image predictions into OUTPUT_DIR/inference/<dataset>/
+# do so (SemSegEvaluator: sem_seg_predictions.json), for tools/visualize.py --predictions.
+_C.TEST.SAVE_PREDICTIONS = True
 
 # ---------------------------------------------------------------------------- #
 # Misc

@@ -22,6 +22,7 @@ from .errors import DataError
 __all__ = [
     "read_image",
     "read_sem_seg",
+    "read_record_sem_seg",
     "check_image_size",
     "transform_instance_annotations",
     "annotations_to_instances",
@@ -82,24 +83,50 @@ def read_image(file_name: str, format: str = "BGR") -> np.ndarray:
     return np.ascontiguousarray(array[:, :, ::-1]) if format == "BGR" else array
 
 
-def read_sem_seg(file_name: str) -> np.ndarray:
-    """Read a semantic segmentation PNG of class ids (255 = ignore) without any conversion.
+def read_sem_seg(file_name: str, binary: bool = False) -> np.ndarray:
+    """Read a semantic segmentation file.
+
+    Args:
+        file_name: local path or iopath URL.
+        binary: the file is a foreground mask rather than class ids, in any Pillow mode
+            (1-bit, grayscale, palette, RGB): label 1 where any RGB channel is > 0, 0
+            elsewhere (alpha ignored). Used by datasets that ship masks (PH2, MADS).
 
     Returns:
-        HxW integer np.ndarray (uint8 for "L"/"P" PNGs, wider for 16/32-bit ones).
+        HxW integer np.ndarray: with ``binary``, uint8 0/1; otherwise the class ids as stored
+        (uint8 for "L"/"P" PNGs, wider for 16/32-bit ones, 0/1 for 1-bit files), 255 = ignore.
 
     Raises:
-        DataError: naming the file when it is missing, empty, corrupt or not single-channel.
+        DataError: naming the file when it is missing, empty, corrupt or (without ``binary``)
+            not single-channel.
     """
-    array = np.array(_open_image(file_name, "Semantic segmentation file"))
+    image = _open_image(file_name, "Semantic segmentation file")
+    if binary:
+        return np.asarray(image.convert("RGB")).any(axis=2).astype(np.uint8)
+    array = np.array(image)
+    if array.dtype == bool:
+        return array.astype(np.uint8)
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
         raise DataError(
             f"Semantic segmentation file must be a single-channel image of integer class ids (PNG mode 'L' or "
             f"'P'), got an array of shape {array.shape} and dtype {array.dtype}. Convert color-coded masks to "
-            f"class ids (e.g. with the dataset's prepare script).",
+            f"class ids (e.g. with the dataset's prepare script), or, for a binary foreground mask, set "
+            f"'sem_seg_binary': True in the dataset dict.",
             file_name=file_name,
         )
     return array
+
+
+def read_record_sem_seg(dataset_dict: Dict[str, Any]) -> np.ndarray:
+    """The semantic labels of a dataset dict, as used by the mapper and the evaluator alike.
+
+    Reads ``dataset_dict["sem_seg_file_name"]`` with :func:`read_sem_seg`, as a binary
+    foreground mask (labels 0/1) when the dict has ``"sem_seg_binary": True``.
+
+    Returns:
+        HxW integer np.ndarray of class ids (255 = ignore).
+    """
+    return read_sem_seg(dataset_dict["sem_seg_file_name"], binary=bool(dataset_dict.get("sem_seg_binary", False)))
 
 
 def check_image_size(dataset_dict: Dict[str, Any], image: np.ndarray) -> None:

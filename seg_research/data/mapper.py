@@ -25,7 +25,8 @@ class DatasetMapper:
     The output is a deep copy of the input dict with, added:
 
     - ``image``: uint8 tensor (C, H, W), channels in ``image_format`` order, after augmentation.
-    - ``sem_seg``: int64 tensor (H, W) of class ids (if the record has ``sem_seg_file_name``);
+    - ``sem_seg``: int64 tensor (H, W) of class ids (if the record has ``sem_seg_file_name``;
+      a binary foreground mask gives 0/1 when the record has ``sem_seg_binary: True``);
       pixels 255 in the file become ``ignore_label``.
     - ``instances`` (training only, if the record has ``annotations``): :class:`Instances` with
       ``gt_boxes`` (XYXY_ABS), ``gt_classes`` (int64) and, with ``use_instance_mask``,
@@ -84,7 +85,7 @@ class DatasetMapper:
 
     def _read_sem_seg(self, dataset_dict: Dict[str, Any], image_shape: tuple) -> np.ndarray:
         file_name = dataset_dict["sem_seg_file_name"]
-        sem_seg = utils.read_sem_seg(file_name)
+        sem_seg = utils.read_record_sem_seg(dataset_dict)
         if sem_seg.shape != image_shape:
             raise DataError(
                 f"Semantic segmentation has (height, width) = {sem_seg.shape} but its image "

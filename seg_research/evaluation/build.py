@@ -21,7 +21,8 @@ Maps a dataset's metadata ``evaluator_type`` to a function
 
 @EVALUATOR_REGISTRY.register(name="sem_seg")
 def _build_sem_seg_evaluator(cfg, dataset_name: str, output_folder: str) -> DatasetEvaluator:
-    return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+    return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder,
+                           save_predictions=cfg.TEST.SAVE_PREDICTIONS)
 
 
 def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None) -> DatasetEvaluator:

@@ -10,15 +10,21 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 import torch.distributed as dist
-from PIL import Image
 
 from ..data.catalog import MetadataCatalog
+from ..data.detection_utils import read_record_sem_seg
 from ..data.errors import DataError
+from ..structures import bitmask_to_rle
 from ..utils import comm
-from ..utils.file_io import PathManager, atomic_open
+from ..utils.file_io import atomic_open, atomic_write_json
 from .evaluator import DatasetEvaluator
 
-__all__ = ["SemSegEvaluator", "metrics_from_confusion"]
+__all__ = ["SemSegEvaluator", "metrics_from_confusion", "SEM_SEG_PREDICTIONS_FILE"]
+
+#: Written into ``output_dir`` with ``save_predictions``: a json list with, per image and predicted
+#: class, ``{"file_name", "image_id", "category_id", "segmentation": RLE}`` (``category_id`` is the
+#: dataset's id: the inverse of ``stuff_dataset_id_to_contiguous_id``, or the contiguous id without it).
+SEM_SEG_PREDICTIONS_FILE = "sem_seg_predictions.json"
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +64,8 @@ class SemSegEvaluator(DatasetEvaluator):
     """Accumulates a confusion matrix per image and reports semantic segmentation metrics.
 
     Ground truth is read from each input's ``sem_seg_file_name`` (uint8 PNG of contiguous
-    class ids, ``ignore_label`` pixels excluded); predictions are the argmax over the
+    class ids, ``ignore_label`` pixels excluded; a binary mask read as 0/1 when the input has
+    ``sem_seg_binary: True``, as the DatasetMapper does); predictions are the argmax over the
     output's ``sem_seg`` (C, H, W) logits, which must have the record's original size.
     Under distributed evaluation the confusion matrices are summed across ranks (one
     K×K reduction, independent of the number of images).
@@ -67,6 +74,9 @@ class SemSegEvaluator(DatasetEvaluator):
         dataset_name: registered dataset; metadata gives ``stuff_classes`` and ``ignore_label``.
         output_dir: where ``sem_seg_per_image.csv`` goes when ``per_image_csv`` is set.
         per_image_csv: also write per-image IoU and Dice of each class (medical use).
+        save_predictions: also write each image's predicted classes as compressed RLE to
+            ``output_dir/sem_seg_predictions.json`` (:data:`SEM_SEG_PREDICTIONS_FILE`), for
+            ``tools/visualize.py --predictions`` (gathered on rank 0 in that compact form).
     """
 
     def __init__(
@@ -78,6 +88,7 @@ class SemSegEvaluator(DatasetEvaluator):
         num_classes: Optional[int] = None,
         ignore_label: Optional[int] = None,
         per_image_csv: bool = False,
+        save_predictions: bool = False,
     ) -> None:
         meta = MetadataCatalog.get(dataset_name)
         self._class_names: List[str] = list(meta.get("stuff_classes", []))
@@ -94,24 +105,21 @@ class SemSegEvaluator(DatasetEvaluator):
         self._distributed = distributed
         self._output_dir = output_dir
         self._per_image_csv = per_image_csv
+        self._save_predictions = save_predictions
+        to_contiguous = meta.get("stuff_dataset_id_to_contiguous_id")
+        self._to_dataset_id = {int(c): int(d) for d, c in to_contiguous.items()} if to_contiguous else {}
         self.reset()
 
     def reset(self) -> None:
         self._conf = np.zeros((self._num_classes, self._num_classes), dtype=np.int64)
         self._per_image: List[list] = []
-
-    def _read_gt(self, file_name: str) -> np.ndarray:
-        try:
-            with PathManager.open(file_name, "rb") as f:
-                return np.asarray(Image.open(f), dtype=np.int64)
-        except (OSError, ValueError) as e:
-            raise DataError(f"Cannot read the semantic ground truth: {e}", file_name=file_name) from e
+        self._predictions: List[dict] = []
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
         k = self._num_classes
         for inp, out in zip(inputs, outputs):
             file_name = inp["sem_seg_file_name"]
-            gt = self._read_gt(file_name)
+            gt = read_record_sem_seg(inp).astype(np.int64)
             pred = out["sem_seg"].argmax(dim=0).to("cpu", torch.int64).numpy()
             if pred.shape != gt.shape:
                 raise DataError(
@@ -132,6 +140,16 @@ class SemSegEvaluator(DatasetEvaluator):
             self._conf += conf
             if self._per_image_csv:
                 self._per_image.append([inp.get("image_id", ""), file_name, conf])
+            if self._save_predictions:
+                self._predictions.extend(self._encode_prediction(inp, pred))
+
+    def _encode_prediction(self, inp: dict, pred: np.ndarray) -> List[dict]:
+        """One ``{file_name, image_id, category_id, segmentation}`` per class present in ``pred``."""
+        return [
+            {"file_name": inp.get("file_name"), "image_id": inp.get("image_id"),
+             "category_id": self._to_dataset_id.get(c, c), "segmentation": bitmask_to_rle(pred == c)}
+            for c in np.unique(pred).tolist()
+        ]
 
     def evaluate(self) -> Optional[Dict[str, Dict[str, float]]]:
         if self._distributed and comm.get_world_size() > 1:
@@ -139,12 +157,17 @@ class SemSegEvaluator(DatasetEvaluator):
             dist.all_reduce(conf)
             self._conf = conf.numpy()
             per_image = sum(comm.gather(self._per_image), []) if self._per_image_csv else []
+            predictions = sum(comm.gather(self._predictions), []) if self._save_predictions else []
             if not comm.is_main_process():
                 return None
         else:
-            per_image = self._per_image
+            per_image, predictions = self._per_image, self._predictions
         if self._output_dir and self._per_image_csv:
             self._write_per_image_csv(per_image)
+        if self._output_dir and self._save_predictions:
+            path = os.path.join(self._output_dir, SEM_SEG_PREDICTIONS_FILE)
+            atomic_write_json(path, predictions)
+            logger.info(f"Wrote the predictions of {len({p['file_name'] for p in predictions})} images to {path}")
         res = metrics_from_confusion(self._conf, self._class_names)
         absent = [n for n in self._class_names if np.isnan(res[f"IoU-{n}"])]
         if absent:

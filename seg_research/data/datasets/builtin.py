@@ -13,6 +13,15 @@ Metadata is set here without touching the disk; a split is generated when its da
 dicts are first requested. Split sizes come from ``SEG_SHAPES_TRAIN`` (default 400),
 ``SEG_SHAPES_VAL`` (default 100) and ``SEG_SHAPES_SIZE`` (``"256"`` or ``"HxW"``,
 default 256x256), read at generation time.
+
+PH2 (:mod:`.ph2`, files under ``get_datasets_root()/PH2Dataset``): ``ph2_{train,val,test}``
+(instances) and ``ph2_{train,val,test}_sem_seg``. MADS (:mod:`.mads`, under
+``get_datasets_root()/MADS``): ``mads_{train,val,test}`` and ``mads_{train,val,test}_sem_seg``.
+Their loaders check the files only when called.
+
+COCO 2017 instances (files under ``get_datasets_root()/coco``): ``coco_2017_{train,val}`` with
+``annotations/instances_{train,val}2017.json`` and images in ``{train,val}2017/``; class
+names and the id mapping are read from the json when the dataset is first loaded.
 """
 from __future__ import annotations
 
@@ -24,9 +33,11 @@ from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 
 from .coco import load_sem_seg, register_coco_instances
 from .coco_panoptic import panoptic_metadata, register_coco_panoptic, register_coco_panoptic_separated
+from .mads import register_all_mads
+from .ph2 import register_all_ph2
 from .shapes import CATEGORIES, generate_shapes
 
-__all__ = ["get_datasets_root", "shapes_split_params", "register_all_shapes"]
+__all__ = ["get_datasets_root", "shapes_split_params", "register_all_shapes", "register_all_coco"]
 
 #: split -> (env var with its number of images, default number of images, seed)
 _SHAPES_SPLITS = {"train": ("SEG_SHAPES_TRAIN", 400, 0), "val": ("SEG_SHAPES_VAL", 100, 1)}
@@ -101,4 +112,16 @@ def register_all_shapes(root: str) -> None:
             _generate_on_first_use(registered, root, split)
 
 
+def register_all_coco(root: str) -> None:
+    """Register ``coco_2017_{train,val}`` (COCO instances) with their files under ``root/coco``."""
+    coco = os.path.join(root, "coco")
+    for split in ("train", "val"):
+        register_coco_instances(f"coco_2017_{split}", {},
+                                os.path.join(coco, "annotations", f"instances_{split}2017.json"),
+                                os.path.join(coco, f"{split}2017"))
+
+
 register_all_shapes(get_datasets_root())
+register_all_coco(get_datasets_root())
+register_all_ph2(get_datasets_root())
+register_all_mads(get_datasets_root())

@@ -36,10 +36,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 import portalocker
-from pycocotools import mask as mask_util
 
-from seg_research.structures import bitmask_to_rle
 from seg_research.utils.file_io import atomic_write_json
+
+from .mask_annotations import outer_polygons, rle_box_area
 
 __all__ = ["GENERATOR_VERSION", "THING_CLASSES", "STUFF_CLASSES", "CATEGORIES", "MIN_VISIBLE_AREA",
            "generate_shapes"]
@@ -111,26 +111,6 @@ def _shape_mask(kind: int, cx: float, cy: float, radius: float, angle: float, h:
     return mask.astype(bool)
 
 
-def _outer_polygons(mask: np.ndarray) -> Tuple[List[List[float]], bool]:
-    """Outer contours of ``mask`` as flat COCO polygons (>= 3 points), and whether the mask has holes.
-
-    Vertices are the centres of boundary pixels (``index + 0.5``), moved onto the image
-    edge (0 or the width/height) for pixels on the first/last row or column, so that a
-    shape cut by the border keeps its border pixels when the polygon is rasterized.
-    """
-    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return [], False
-    parents = hierarchy[0][:, 3]
-    last = np.array([mask.shape[1] - 1, mask.shape[0] - 1])
-    polygons = []
-    for contour, parent in zip(contours, parents):
-        if parent < 0 and len(contour) >= 3:
-            xy = contour.reshape(-1, 2)
-            polygons.append(np.where(xy == 0, 0.0, np.where(xy == last, last + 1.0, xy + 0.5)).ravel().tolist())
-    return polygons, bool((parents >= 0).any())
-
-
 def _instance_map(things: List[_Thing]) -> np.ndarray:
     """H x W int32: 1 + index of the thing visible at each pixel (later things on top), 0 = background."""
     out = np.zeros(things[0].mask.shape, np.int32)
@@ -147,7 +127,7 @@ def _all_visible_enough(things: List[_Thing]) -> bool:
         if visible.sum() < MIN_VISIBLE_AREA:
             return False
         if not thing.iscrowd:
-            polygons, has_hole = _outer_polygons(visible)
+            polygons, has_hole = outer_polygons(visible)
             if not polygons or has_hole:
                 return False
     return True
@@ -201,12 +181,6 @@ def _render(seed: int, index: int, h: int, w: int) -> Tuple[np.ndarray, np.ndarr
     return np.clip(np.round(image), 0, 255).astype(np.uint8), segments, things
 
 
-def _segment_record(mask: np.ndarray) -> Tuple[Dict[str, Any], List[float], int]:
-    """``(compressed RLE with str counts, bbox XYWH absolute pixels, pixel area)`` of an H x W bool mask."""
-    rle = bitmask_to_rle(mask)
-    return rle, mask_util.toBbox(rle).tolist(), int(mask_util.area(rle))
-
-
 def _label_maps(segments: np.ndarray, segments_info: List[Dict[str, Any]]) -> Tuple[np.ndarray, np.ndarray]:
     """uint8 semantic labels (category id - 1: things 0..3, stuff 4..6) and separated stuff labels
     (things 0, stuff 1..3); 255 where no segment is."""
@@ -230,14 +204,14 @@ def _write_split(out: str, split: str, num_images: int, h: int, w: int, seed: in
         segments_info = []
         for sid in np.unique(segments).tolist():
             mask = segments == sid
-            rle, bbox, area = _segment_record(mask)
+            rle, bbox, area = rle_box_area(mask)
             category_id = sid // _SEGMENT_ID_STRIDE
             k = sid % _SEGMENT_ID_STRIDE
             iscrowd = things[k - 1].iscrowd if k else 0
             segments_info.append({"id": sid, "category_id": category_id, "iscrowd": iscrowd, "bbox": bbox,
                                   "area": area})
             if k:
-                segmentation = rle if iscrowd else _outer_polygons(mask)[0]
+                segmentation = rle if iscrowd else outer_polygons(mask)[0]
                 instances.append({"id": len(instances) + 1, "image_id": index, "category_id": category_id,
                                   "segmentation": segmentation, "bbox": bbox, "area": area, "iscrowd": iscrowd})
         panoptic.append({"image_id": index, "file_name": name + ".png", "segments_info": segments_info})
