@@ -5,6 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_CONFIG ?= configs/Shapes/demo.yaml
 DEMO_OUTPUT ?= output/demo
+DEMO_DATASET ?= shapes_val_sem_seg
 
 .PHONY: setup test demo clean
 
@@ -22,6 +23,9 @@ test: setup
 
 demo: setup
 	$(PYTHON) tools/train_net.py --config-file $(DEMO_CONFIG) OUTPUT_DIR $(DEMO_OUTPUT)
+	$(PYTHON) tools/visualize.py --predictions $(DEMO_OUTPUT)/inference/$(DEMO_DATASET) --output-dir $(DEMO_OUTPUT)/vis --num 24
+	$(PYTHON) tools/plot_metrics.py $(DEMO_OUTPUT)
+	@echo "Demo done: metrics in $(DEMO_OUTPUT)/metrics.json, plot $(DEMO_OUTPUT)/metrics.png, GT | prediction images in $(DEMO_OUTPUT)/vis/"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

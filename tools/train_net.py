@@ -5,6 +5,7 @@
     python tools/train_net.py --config-file F --eval-only MODEL.WEIGHTS out/model_final.pth
     python tools/train_net.py --config-file F --resume
 """
+import datetime
 import logging
 
 import seg_research.data.datasets.builtin  # noqa: F401  (registers builtin datasets in every process)
@@ -47,4 +48,5 @@ if __name__ == "__main__":
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
+        timeout=datetime.timedelta(minutes=args.dist_timeout),
     )

@@ -19,6 +19,9 @@ _C.MODEL.MASK_ON = False
 # Values are in the image's channel order given by INPUT.FORMAT, 0-255 scale.
 _C.MODEL.PIXEL_MEAN = [103.530, 116.280, 123.675]
 _C.MODEL.PIXEL_STD = [57.375, 57.120, 58.395]
+# DistributedDataParallel: set True for models whose forward leaves some parameters unused.
+_C.MODEL.DDP = CN()
+_C.MODEL.DDP.FIND_UNUSED_PARAMETERS = False
 
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"

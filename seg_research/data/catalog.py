@@ -21,6 +21,10 @@ class _DatasetCatalog(UserDict):
     import time of a module (or inside ``main``) so spawned worker processes see them too.
     """
 
+    #: Names registered in a parent process with a loader that could not be sent to spawned
+    #: workers (e.g. a lambda); filled by ``engine.launch`` in the workers.
+    parent_only_names: set = set()
+
     def register(self, name: str, func: Callable[[], List[dict]]) -> None:
         if not callable(func):
             raise TypeError(
@@ -35,6 +39,12 @@ class _DatasetCatalog(UserDict):
         try:
             func = self[name]
         except KeyError:
+            if name in self.parent_only_names:
+                raise DatasetNotRegisteredError(
+                    f"Dataset '{name}' was registered in the launching process only, with a loader that cannot be "
+                    f"sent to worker processes (a lambda or local function). Register it in a module imported by "
+                    f"your script, or inside main(), so that every process registers it."
+                ) from None
             raise DatasetNotRegisteredError(
                 f"Dataset '{name}' is not registered. Registered datasets: {', '.join(sorted(self)) or '(none)'}. "
                 f"Register it with DatasetCatalog.register('{name}', loader_fn) before building a loader."

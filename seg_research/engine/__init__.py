@@ -1,8 +1,9 @@
 from .defaults import DefaultTrainer, default_argument_parser, default_setup, default_writers
 from .launch import launch
+from .predictor import DefaultPredictor
 from .train_loop import HookBase, SimpleTrainer, TrainerBase
 
 __all__ = [
-    "DefaultTrainer", "default_argument_parser", "default_setup", "default_writers", "launch",
+    "DefaultTrainer", "DefaultPredictor", "default_argument_parser", "default_setup", "default_writers", "launch",
     "HookBase", "SimpleTrainer", "TrainerBase",
 ]

@@ -62,6 +62,13 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
         help="initialisation URL of the process group, tcp://<machine0 host>:<port>; 'auto' picks a free local port",
     )
     parser.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=30.0,
+        metavar="MINUTES",
+        help="how long a collective waits for the other processes before the job fails",
+    )
+    parser.add_argument(
         "opts",
         default=None,
         nargs=argparse.REMAINDER,
@@ -152,6 +159,7 @@ class DefaultTrainer(TrainerBase):
                 model,
                 device_ids=[comm.get_local_rank()] if cfg.MODEL.DEVICE.startswith("cuda") else None,
                 broadcast_buffers=False,
+                find_unused_parameters=cfg.MODEL.DDP.FIND_UNUSED_PARAMETERS,
             )
         self._trainer = SimpleTrainer(model, None, optimizer)
         self._trainer.after_backward = self.after_backward  # run this trainer's hooks

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import configurable
+from ...layers import get_norm
 from ...structures import ImageList
 from ..postprocessing import sem_seg_postprocess
 from .build import META_ARCH_REGISTRY
@@ -15,15 +16,15 @@ from .build import META_ARCH_REGISTRY
 __all__ = ["TinySemSegNet"]
 
 
-def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
+def _conv_norm_relu(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential:
+    norm_layer = get_norm(norm, cout)
+    layers = [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=norm_layer is None)]
+    return nn.Sequential(*layers, *([norm_layer] if norm_layer is not None else []), nn.ReLU(inplace=True))
 
 
 @META_ARCH_REGISTRY.register()
 class TinySemSegNet(nn.Module):
-    """Encoder of ``len(widths)`` stride-2 conv-BN-ReLU stages, a 1×1 classifier on the
+    """Encoder of ``len(widths)`` stride-2 conv-norm-ReLU stages, a 1×1 classifier on the
     concatenation of the last two stages (the deeper one upsampled), logits upsampled to
     the input size. Input/output follow the model I/O contract: ``sem_seg`` targets are
     int64 H×W with ``ignore_value``; inference returns ``sem_seg`` (C, height, width) logits.
@@ -35,6 +36,7 @@ class TinySemSegNet(nn.Module):
         *,
         num_classes: int,
         widths: Sequence[int] = (16, 32, 64),
+        norm: str = "BN",
         ignore_value: int = 255,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
@@ -43,7 +45,7 @@ class TinySemSegNet(nn.Module):
         super().__init__()
         stages, cin = [], 3
         for w in widths:
-            stages.append(nn.Sequential(_conv_bn_relu(cin, w, 2), _conv_bn_relu(w, w, 1)))
+            stages.append(nn.Sequential(_conv_norm_relu(cin, w, 2, norm), _conv_norm_relu(w, w, 1, norm)))
             cin = w
         self.stages = nn.ModuleList(stages)
         self.predictor = nn.Conv2d(widths[-1] + widths[-2], num_classes, 1)
@@ -58,6 +60,7 @@ class TinySemSegNet(nn.Module):
             "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
             "widths": (cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM // 4, cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM // 2,
                        cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM),
+            "norm": cfg.MODEL.SEM_SEG_HEAD.NORM,
             "ignore_value": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
