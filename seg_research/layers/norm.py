@@ -6,13 +6,15 @@ from typing import Callable, Dict, Optional
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from .batch_norm import SyncBatchNorm2d
+
 __all__ = ["NORM_LAYERS", "get_norm", "convert_frozen_batchnorm", "FrozenBatchNorm2d"]
 
 # Name (the value of MODEL.*.NORM) -> factory taking the number of channels C of a
 # (N, C, H, W) input. "" means no normalization and is handled by ``get_norm``.
 NORM_LAYERS: Dict[str, Callable[[int], nn.Module]] = {
     "BN": nn.BatchNorm2d,
-    "SyncBN": nn.SyncBatchNorm,
+    "SyncBN": SyncBatchNorm2d,
     "FrozenBN": FrozenBatchNorm2d,
     "GN": lambda channels: nn.GroupNorm(32, channels),
 }
@@ -23,7 +25,8 @@ def get_norm(norm: str, out_channels: int) -> Optional[nn.Module]:
 
     Args:
         norm: "" (no normalization: returns ``None``), "BN" (``nn.BatchNorm2d``), "SyncBN"
-            (``nn.SyncBatchNorm``; acts as BN when torch.distributed is not initialized),
+            (:class:`SyncBatchNorm2d`: statistics over all processes, CPU or GPU; plain BN
+            with one process),
             "FrozenBN" (torchvision's ``FrozenBatchNorm2d``: fixed statistics and affine
             parameters, stored as buffers) or "GN" (``nn.GroupNorm`` with 32 groups, so
             ``out_channels`` must be a multiple of 32).

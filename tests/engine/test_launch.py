@@ -15,8 +15,10 @@ from seg_research.engine.launch import first_host_of_slurm_nodelist
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_NET = os.path.join(REPO, "tools", "train_net.py")
 CONFIG = os.path.join(REPO, "configs", "Shapes", "tiny_semseg_instant_test.yaml")
-# no BN: per-rank batch statistics would differ from the single-process batch
-NO_NORM = ["MODEL.SEM_SEG_HEAD.NORM", '""']
+# The reference trains 1 process x batch 2 with BatchNorm; the distributed runs train
+# 2 processes x batch 1 with SyncBN, whose statistics cover the same global batch of 2.
+BN = ["MODEL.SEM_SEG_HEAD.NORM", "BN"]
+SYNC_BN = ["MODEL.SEM_SEG_HEAD.NORM", "SyncBN"]
 
 
 def _run(args, timeout=240):
@@ -24,8 +26,8 @@ def _run(args, timeout=240):
     return subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO, timeout=timeout, env=env)
 
 
-def _train(out, *extra, launcher=(TRAIN_NET,)):
-    proc = _run(list(launcher) + ["--config-file", CONFIG] + list(extra) + ["OUTPUT_DIR", out] + NO_NORM)
+def _train(out, *extra, launcher=(TRAIN_NET,), norm=SYNC_BN):
+    proc = _run(list(launcher) + ["--config-file", CONFIG] + list(extra) + ["OUTPUT_DIR", out] + norm)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     weights = torch.load(os.path.join(out, "model_final.pth"), weights_only=True)["model"]
     results = json.load(open(os.path.join(out, "inference", "shapes_val_sem_seg", "results.json")))
@@ -35,7 +37,7 @@ def _train(out, *extra, launcher=(TRAIN_NET,)):
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     """1 process x batch 2: the reference."""
-    return _train(str(tmp_path_factory.mktemp("single")))
+    return _train(str(tmp_path_factory.mktemp("single")), norm=BN)
 
 
 def _assert_same(a, b):
@@ -68,7 +70,7 @@ def _free_port():
 def test_two_machines_on_one_host(single, tmp_path):
     url = f"tcp://127.0.0.1:{_free_port()}"
     out = str(tmp_path)
-    common = ["--num-machines", "2", "--dist-url", url, "--config-file", CONFIG, "OUTPUT_DIR", out] + NO_NORM
+    common = ["--num-machines", "2", "--dist-url", url, "--config-file", CONFIG, "OUTPUT_DIR", out] + SYNC_BN
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     second = subprocess.Popen([sys.executable, TRAIN_NET, "--machine-rank", "1"] + common, cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -9,6 +9,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from seg_research.config import ConfigError, get_cfg
 from seg_research.layers import ShapeSpec, convert_frozen_batchnorm, get_norm
+from seg_research.layers.batch_norm import SyncBatchNorm2d
 from seg_research.modeling import BACKBONE_REGISTRY, Backbone, build_backbone
 from seg_research.modeling.backbone import FPN, LastLevelMaxPool, ResNet, convert_torchvision_resnet_state_dict
 
@@ -94,7 +95,7 @@ def test_res5_dilation_keeps_stride_16(depth):
 # ----------------------------------------------------------------------------- norms / freezing
 @pytest.mark.parametrize(
     "norm, cls",
-    [("FrozenBN", FrozenBatchNorm2d), ("BN", nn.BatchNorm2d), ("SyncBN", nn.SyncBatchNorm), ("GN", nn.GroupNorm)],
+    [("FrozenBN", FrozenBatchNorm2d), ("BN", nn.BatchNorm2d), ("SyncBN", SyncBatchNorm2d), ("GN", nn.GroupNorm)],
 )
 def test_norm_choice_builds_that_module_everywhere(norm, cls):
     model = ResNet(depth=18, out_features=["res5"], norm=norm)
