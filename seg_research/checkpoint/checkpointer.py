@@ -3,31 +3,71 @@
 A checkpoint file ``<save_dir>/<name>.pth`` is a dict ``{"model": state_dict, "<key>":
 checkpointable.state_dict(), ..., **extra}`` (extra: e.g. ``iteration``); ``last_checkpoint``
 holds the basename of the newest one. Besides our own files, ``load`` reads a plain
-state_dict (e.g. torchvision weights) and detectron2 ``.pkl`` files (numpy arrays).
+state_dict (e.g. torchvision weights) and detectron2 ``.pkl`` files (numpy arrays). A plain
+state_dict in a layout of :data:`FOREIGN_LAYOUTS` (recognised by its key names: torchvision
+classification ResNet, torchvision Mask R-CNN) is converted to our names before loading.
 """
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Collection, Dict, List, NamedTuple, Optional
 
 import torch
 from fvcore.common.checkpoint import Checkpointer as _FvCheckpointer
 from fvcore.common.checkpoint import PeriodicCheckpointer
 from fvcore.common.checkpoint import _filter_reused_missing_keys, _group_checkpoint_keys, _group_to_str
 
+from ..modeling.backbone.resnet import convert_torchvision_resnet_state_dict
 from ..utils.file_io import atomic_write_bytes, torch_save_atomic
 from .safe_pickle import UnsafePickleError, restricted_load
+from .torchvision_maskrcnn import convert_torchvision_maskrcnn_state_dict, is_torchvision_maskrcnn_state_dict
 
-__all__ = ["Checkpointer", "CheckpointError", "PeriodicCheckpointer"]
+__all__ = ["Checkpointer", "CheckpointError", "PeriodicCheckpointer", "ForeignLayout", "FOREIGN_LAYOUTS"]
 
 _PERIODIC_NAME = re.compile(r"^model_(\d+)\.pth$")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file cannot be read (truncated, corrupt, or holding unsafe objects)."""
+
+
+class ForeignLayout(NamedTuple):
+    """A state_dict layout of another library, recognised by its key names and converted to ours.
+
+    ``matches(keys)`` says whether a bare state_dict has this layout; ``convert(state_dict,
+    model)`` returns it under the model's names (the model tells, e.g., where its ResNet sits).
+    """
+
+    name: str
+    matches: Callable[[Collection[str]], bool]
+    convert: Callable[[Dict[str, Any], torch.nn.Module], Dict[str, Any]]
+
+
+def _is_torchvision_resnet(keys: Collection[str]) -> bool:
+    return "conv1.weight" in keys and any(k.startswith("layer1.") for k in keys)
+
+
+def _convert_torchvision_resnet(state_dict: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
+    """Load a classification ResNet into the model's ResNet, wherever it sits (``backbone.bottom_up.`` ...)."""
+    stems = [k[: -len("stem.conv1.weight")] for k in model.state_dict() if k.endswith("stem.conv1.weight")]
+    if len(stems) != 1:
+        raise CheckpointError(
+            f"The checkpoint is a torchvision classification ResNet, but the model has {len(stems)} ResNets "
+            "(parameters '*stem.conv1.weight'); it can only be loaded into a model with exactly one."
+        )
+    return convert_torchvision_resnet_state_dict(
+        {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}, prefix=stems[0]
+    )
+
+
+#: Layouts tried, in order, on a checkpoint that is a bare state_dict; a project may append its own.
+FOREIGN_LAYOUTS: List[ForeignLayout] = [
+    ForeignLayout("torchvision Mask R-CNN", is_torchvision_maskrcnn_state_dict,
+                  lambda state_dict, model: convert_torchvision_maskrcnn_state_dict(state_dict)),
+    ForeignLayout("torchvision classification ResNet", _is_torchvision_resnet, _convert_torchvision_resnet),
+]
 
 
 def _grouped_keys(keys: List[str]) -> str:
@@ -92,7 +132,7 @@ class Checkpointer(_FvCheckpointer):
                 data = torch.load(f, map_location=torch.device("cpu"), weights_only=True)
         except UnsafePickleError as e:
             raise CheckpointError(f"Cannot load checkpoint '{f}': {e}") from e
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as e:
+        except Exception as e:  # a corrupt file makes the unpicklers fail in many ways (KeyError, OverflowError, ...)
             raise CheckpointError(
                 f"Cannot load checkpoint '{f}': {type(e).__name__}: {e}\nThe file is truncated or corrupt, or "
                 "holds objects other than tensors / numpy arrays / numbers / containers (refused for safety). "
@@ -101,8 +141,22 @@ class Checkpointer(_FvCheckpointer):
         if not isinstance(data, dict):
             raise CheckpointError(f"Checkpoint '{f}' holds a {type(data).__name__}, expected a dict (a state_dict).")
         if "model" not in data:  # a bare state_dict, e.g. torchvision weights
-            data = {"model": data}
+            data = {"model": self._convert_foreign_layout(data, f)}
         return data
+
+    def _convert_foreign_layout(self, state_dict: Dict[str, Any], f: str) -> Dict[str, Any]:
+        """Convert a bare state_dict of a known foreign layout (:data:`FOREIGN_LAYOUTS`) to our names."""
+        for layout in FOREIGN_LAYOUTS:
+            if layout.matches(state_dict.keys()):
+                try:
+                    converted = layout.convert(state_dict, self.model)
+                except ValueError as e:
+                    raise CheckpointError(f"Checkpoint '{f}' looks like a {layout.name} state_dict but cannot be "
+                                          f"converted: {e}") from e
+                self.logger.info(f"Checkpoint '{f}' is a {layout.name} state_dict: converted {len(converted)} "
+                                 "entries to this model's names.")
+                return converted
+        return state_dict
 
     def _log_incompatible_keys(self, incompatible: Any) -> None:
         mismatched = {k for k, _, _ in incompatible.incorrect_shapes}

@@ -1,4 +1,6 @@
 from .build import META_ARCH_REGISTRY, build_model
+from .rcnn import GeneralizedRCNN
+from .semantic_seg import SemanticSegmentor
 from .tiny_semseg import TinySemSegNet
 
-__all__ = ["META_ARCH_REGISTRY", "build_model", "TinySemSegNet"]
+__all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "SemanticSegmentor", "TinySemSegNet"]
