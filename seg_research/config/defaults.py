@@ -175,6 +175,10 @@ _C.DATALOADER.ASPECT_RATIO_GROUPING = True
 _C.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"
 _C.DATALOADER.REPEAT_THRESHOLD = 0.0
 _C.DATALOADER.FILTER_EMPTY_ANNOTATIONS = True
+# What a training draw does when its sample cannot be read or is malformed (DataError):
+# "error" stops training; "skip" logs the file once, draws a seeded replacement and counts
+# it as data/skipped_samples in metrics.json.
+_C.DATALOADER.ON_BAD_SAMPLE = "error"
 
 # ---------------------------------------------------------------------------- #
 # Solver
@@ -207,6 +211,9 @@ _C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0
 _C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
 # Automatic mixed precision (CUDA only).
 _C.SOLVER.AMP = CN({"ENABLED": False})
+# On a NaN/infinite loss: False raises FloatingPointError with the iteration and the loss dict;
+# True skips that optimizer step (gradients zeroed), counted as nonfinite_steps_skipped in metrics.
+_C.SOLVER.SKIP_NONFINITE_STEPS = False
 
 # ---------------------------------------------------------------------------- #
 # Test
@@ -218,6 +225,9 @@ _C.TEST.DETECTIONS_PER_IMAGE = 100
 # Evaluators that can also write per-image predictions into OUTPUT_DIR/inference/<dataset>/
 # do so (SemSegEvaluator: sem_seg_predictions.json), for tools/visualize.py --predictions.
 _C.TEST.SAVE_PREDICTIONS = True
+# Processes computing PQ in COCOPanopticEvaluator, per rank: 0 computes in the evaluating process;
+# N > 0 uses a pool of N processes over chunks of images (one image in memory per process).
+_C.TEST.PANOPTIC_NUM_WORKERS = 0
 
 # ---------------------------------------------------------------------------- #
 # Misc

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Callable, List, Optional, Sequence
+import re
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import torch.utils.data as torchdata
 
 from ..config import configurable
 from ..utils import comm
 from .catalog import DatasetCatalog, MetadataCatalog
-from .common import DatasetFromList, MapDataset
+from .common import SKIPPED_SAMPLES_KEY, Batch, DatasetFromList, MapDataset
 from .errors import DataError
 from .samplers import (
     GroupedBatchSampler,
@@ -94,9 +95,46 @@ def get_detection_dataset_dicts(names: Sequence[str] | str, filter_empty: bool =
     return all_dicts
 
 
-def trivial_batch_collator(batch: List[Any]) -> List[Any]:
-    """Keep a batch as the list of mapped dicts (models take ``list[dict]``)."""
-    return batch
+def trivial_batch_collator(batch: List[Any]) -> Batch:
+    """Keep a batch as the list of mapped dicts (models take ``list[dict]``), moving the
+    counts of bad samples replaced while drawing them (:class:`MapDataset`) to
+    ``Batch.skipped_samples``."""
+    skipped = sum(item.pop(SKIPPED_SAMPLES_KEY, 0) for item in batch if isinstance(item, dict))
+    return Batch(batch, skipped_samples=skipped)
+
+
+def _worker_pids(message: str) -> List[int]:
+    """The pids in torch's "DataLoader worker (pid 12)" / "(pid(s) 12, 13)" messages."""
+    match = re.search(r"\(pid(?:\(s\))? ([\d, ]+)\)", message)
+    return [int(pid) for pid in re.findall(r"\d+", match.group(1))] if match else []
+
+
+class _SampleReportingDataLoader(torchdata.DataLoader):
+    """A DataLoader over a :class:`MapDataset` whose "worker died" errors name the sample
+    the worker was mapping (a crash in a C library, the out-of-memory killer, ...)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        iterator = super().__iter__()
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except RuntimeError as e:
+                pids = _worker_pids(str(e))  # only the "worker died" errors name pids
+                if not pids or not isinstance(self.dataset, MapDataset):
+                    raise
+                raise RuntimeError(
+                    f"{e} At that time {self.dataset.describe_in_flight(pids)}. To see the error, map that "
+                    "record in the main process (DATALOADER.NUM_WORKERS 0), or check memory use (the kernel's "
+                    "out-of-memory killer stops workers with SIGKILL)."
+                ) from e
+            yield batch
+
+
+def _data_loader(dataset: MapDataset, num_workers: int, **kwargs: Any) -> torchdata.DataLoader:
+    dataset.track_workers(num_workers)
+    return _SampleReportingDataLoader(dataset, num_workers=num_workers, collate_fn=trivial_batch_collator, **kwargs)
 
 
 class _SkipBatches:
@@ -111,7 +149,7 @@ class _SkipBatches:
 
 
 def build_batch_data_loader(
-    dataset: Sequence,
+    dataset: MapDataset,
     sampler: TrainingSampler | RepeatFactorTrainingSampler,
     total_batch_size: int,
     *,
@@ -139,13 +177,8 @@ def build_batch_data_loader(
         batch_sampler: PlainBatchSampler = GroupedBatchSampler(sampler, group_ids, batch_size)
     else:
         batch_sampler = PlainBatchSampler(sampler, batch_size)
-    return torchdata.DataLoader(
-        dataset,
-        batch_sampler=_SkipBatches(batch_sampler, start_iter),
-        num_workers=num_workers,
-        collate_fn=trivial_batch_collator,
-        persistent_workers=num_workers > 0,
-    )
+    return _data_loader(dataset, num_workers, batch_sampler=_SkipBatches(batch_sampler, start_iter),
+                        persistent_workers=num_workers > 0)
 
 
 def _train_loader_from_config(
@@ -176,6 +209,7 @@ def _train_loader_from_config(
         "aspect_ratio_grouping": cfg.DATALOADER.ASPECT_RATIO_GROUPING,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
         "start_iter": start_iter,
+        "on_bad_sample": cfg.DATALOADER.ON_BAD_SAMPLE,
     }
 
 
@@ -198,17 +232,22 @@ def build_detection_train_loader(
     aspect_ratio_grouping: bool = True,
     num_workers: int = 0,
     start_iter: int = 0,
+    on_bad_sample: str = "error",
 ) -> torchdata.DataLoader:
     """Infinite training loader: ``build_detection_train_loader(cfg, mapper=None, start_iter=0)``
     or with explicit arguments.
 
-    Each iteration yields this rank's list of ``total_batch_size / world_size`` mapped
-    dicts. Random augmentations are seeded per draw from the sampler's seed, so batches
-    are identical for any ``num_workers`` and after ``--resume`` (``start_iter``).
+    Each iteration yields this rank's :class:`Batch` (a list) of ``total_batch_size /
+    world_size`` mapped dicts. Random augmentations are seeded per draw from the sampler's
+    seed, so batches are identical for any ``num_workers`` and after ``--resume``
+    (``start_iter``). ``on_bad_sample`` (``DATALOADER.ON_BAD_SAMPLE``): ``"error"`` raises
+    the mapper's DataError; ``"skip"`` replaces the sample (see :class:`MapDataset`) and
+    counts it in ``Batch.skipped_samples``. A worker that dies is reported with the sample
+    it was mapping.
     """
     if sampler is None:
         sampler = TrainingSampler(len(dataset))
-    mapped = MapDataset(DatasetFromList(dataset, copy=False), mapper, seed=sampler.seed)
+    mapped = MapDataset(DatasetFromList(dataset, copy=False), mapper, seed=sampler.seed, on_bad_sample=on_bad_sample)
     group_ids = None
     if aspect_ratio_grouping:  # 0: landscape or square, 1: portrait
         group_ids = [int(r.get("width", 0) < r.get("height", 0)) for r in dataset]
@@ -240,10 +279,5 @@ def build_detection_test_loader(
 ) -> torchdata.DataLoader:
     """Ordered inference loader, batch size 1; under distributed each rank gets a contiguous
     shard (:class:`InferenceSampler`). Call as ``build_detection_test_loader(cfg, name)``."""
-    return torchdata.DataLoader(
-        MapDataset(DatasetFromList(dataset, copy=False), mapper),
-        sampler=InferenceSampler(len(dataset)),
-        batch_size=1,
-        num_workers=num_workers,
-        collate_fn=trivial_batch_collator,
-    )
+    return _data_loader(MapDataset(DatasetFromList(dataset, copy=False), mapper), num_workers,
+                        sampler=InferenceSampler(len(dataset)), batch_size=1)

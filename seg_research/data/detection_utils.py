@@ -6,23 +6,28 @@ image sizes are (height, width); ``category_id`` is a contiguous 0-based class i
 """
 from __future__ import annotations
 
+import contextlib
 import io
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 import torch
 from fvcore.transforms.transform import Transform, TransformList
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ..structures import BitMasks, Boxes, BoxMode, Instances, PolygonMasks, polygons_to_bitmask, rle_to_bitmask
-from ..utils.file_io import PathManager
+from ..utils.file_io import PathManager, atomic_write_bytes
 from . import transforms as T
 from .errors import DataError
 
 __all__ = [
     "read_image",
+    "read_image_size",
     "read_sem_seg",
     "read_record_sem_seg",
+    "read_panoptic_ids",
+    "write_panoptic_ids",
     "check_image_size",
     "transform_instance_annotations",
     "annotations_to_instances",
@@ -31,34 +36,69 @@ __all__ = [
 ]
 
 _IMAGE_FORMATS = ("BGR", "RGB", "L")
+#: COCO panoptic PNGs store a segment id as ``R + 256 * G + 256**2 * B``: ids below 2**24.
+_PANOPTIC_ID_LIMIT = 256**3
 
 
-def _open_image(file_name: str, what: str) -> Image.Image:
-    """Open and fully decode an image file with Pillow, or raise a DataError saying what to do."""
+def _check_exists(file_name: str, what: str) -> None:
     if not PathManager.exists(file_name):
         raise DataError(
             f"{what} does not exist. Check the dataset root ($SEG_DATASETS, default ./datasets) and the "
             f"path in the dataset dict, or re-run the dataset's prepare script.",
             file_name=file_name,
         )
-    with PathManager.open(file_name, "rb") as f:
-        data = f.read()
-    if len(data) == 0:
-        raise DataError(
-            f"{what} is empty (0 bytes): a download or extraction was probably interrupted. "
-            f"Re-download or re-extract it.",
-            file_name=file_name,
-        )
+
+
+def _empty_file_error(file_name: str, what: str) -> DataError:
+    return DataError(
+        f"{what} is empty (0 bytes): a download or extraction was probably interrupted. "
+        f"Re-download or re-extract it.",
+        file_name=file_name,
+    )
+
+
+@contextlib.contextmanager
+def _decoding(file_name: str, what: str) -> Iterator[None]:
+    """Turn any failure of Pillow on ``file_name`` (its decoders raise many exception types on
+    corrupt input, a decompression bomb included) into a DataError saying what to do."""
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        yield
+    except Exception as e:
         raise DataError(
             f"{what} cannot be decoded ({type(e).__name__}: {e}); it is corrupt, truncated or not an image. "
             f"Re-download it, or remove its record from the dataset.",
             file_name=file_name,
         ) from e
+
+
+def _open_image(file_name: str, what: str) -> Image.Image:
+    """Open and fully decode an image file with Pillow, or raise a DataError saying what to do."""
+    _check_exists(file_name, what)
+    with PathManager.open(file_name, "rb") as f:
+        data = f.read()
+    if len(data) == 0:
+        raise _empty_file_error(file_name, what)
+    with _decoding(file_name, what):
+        image = Image.open(io.BytesIO(data))
+        image.load()
     return image
+
+
+def read_image_size(file_name: str) -> Tuple[int, int]:
+    """``(height, width)`` of an image from its header (pixels not decoded, EXIF orientation not applied).
+
+    Raises:
+        DataError: naming the file when it is missing, empty or not a readable image.
+    """
+    what = "Image file"
+    _check_exists(file_name, what)
+    with PathManager.open(file_name, "rb") as f:
+        if not f.read(1):
+            raise _empty_file_error(file_name, what)
+        f.seek(0)
+        with _decoding(file_name, what):
+            width, height = Image.open(f).size
+    return height, width
 
 
 def read_image(file_name: str, format: str = "BGR") -> np.ndarray:
@@ -127,6 +167,45 @@ def read_record_sem_seg(dataset_dict: Dict[str, Any]) -> np.ndarray:
         HxW integer np.ndarray of class ids (255 = ignore).
     """
     return read_sem_seg(dataset_dict["sem_seg_file_name"], binary=bool(dataset_dict.get("sem_seg_binary", False)))
+
+
+def read_panoptic_ids(file_name: str) -> np.ndarray:
+    """Segment ids of a COCO panoptic PNG: ``R + 256 * G + 256**2 * B`` per pixel (0 = void).
+
+    Returns:
+        int64 np.ndarray (H, W).
+
+    Raises:
+        DataError: naming the file when it is missing or cannot be decoded.
+    """
+    rgb = read_image(file_name, format="RGB").astype(np.int64)
+    return rgb[:, :, 0] + 256 * rgb[:, :, 1] + 256 * 256 * rgb[:, :, 2]
+
+
+def write_panoptic_ids(file_name: str, ids: np.ndarray) -> None:
+    """Write segment ids as a COCO panoptic PNG (the inverse of :func:`read_panoptic_ids`).
+
+    Args:
+        file_name: local path of the ``.png`` to write (atomically; its folder is created).
+        ids: (H, W) integer np.ndarray of segment ids in ``[0, 2**24)``, 0 = void; stored as
+            ``R = id % 256, G = id // 256 % 256, B = id // 256**2`` (lossless RGB PNG).
+
+    Raises:
+        ValueError: for ids outside ``[0, 2**24)``, which the format cannot store.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"write_panoptic_ids: ids must be an (H, W) integer array, got shape {ids.shape} and "
+                         f"dtype {ids.dtype}.")
+    if ids.size and (ids.min() < 0 or ids.max() >= _PANOPTIC_ID_LIMIT):
+        raise ValueError(f"write_panoptic_ids: segment ids must be in [0, 2**24) to fit a COCO panoptic PNG, got "
+                         f"[{ids.min()}, {ids.max()}] for '{file_name}'. Renumber the segments (e.g. 1..N).")
+    ids = ids.astype(np.int64)
+    bgr = np.stack([ids // 256**2, ids // 256 % 256, ids % 256], axis=-1).astype(np.uint8)
+    ok, png = cv2.imencode(".png", bgr)
+    if not ok:
+        raise OSError(f"OpenCV could not encode the panoptic PNG '{file_name}'.")
+    atomic_write_bytes(file_name, png.tobytes())
 
 
 def check_image_size(dataset_dict: Dict[str, Any], image: np.ndarray) -> None:

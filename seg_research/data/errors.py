@@ -16,6 +16,7 @@ class DataError(ValueError):
     """
 
     def __init__(self, message: str, file_name: Optional[str] = None, record: Any = None) -> None:
+        self.message = message
         self.file_name = file_name
         self.record = record
         where = []
@@ -25,3 +26,9 @@ class DataError(ValueError):
             where.append(f"record {record!r}")
         full = f"{message} [{', '.join(where)}]" if where else message
         super().__init__(full)
+
+    def with_location(self, file_name: Optional[str] = None, record: Any = None) -> "DataError":
+        """This error, naming ``file_name`` / ``record`` where it names none (e.g. the image of
+        an annotation whose check only knew the annotation)."""
+        return DataError(self.message, file_name=self.file_name if self.file_name is not None else file_name,
+                         record=self.record if self.record is not None else record)

@@ -12,6 +12,7 @@ from ..structures import Instances
 from . import detection_utils as utils
 from . import transforms as T
 from .errors import DataError
+from .record_checks import check_dataset_dict
 
 __all__ = ["DatasetMapper"]
 
@@ -105,8 +106,20 @@ class DatasetMapper:
         return utils.filter_empty_instances(instances)
 
     def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
-        """Map one dataset dict (not modified) to a model input dict (see the class doc)."""
-        dataset_dict = copy.deepcopy(dataset_dict)
+        """Map one dataset dict (not modified) to a model input dict (see the class doc).
+
+        Raises:
+            DataError: for a malformed record (:func:`check_dataset_dict`), an unreadable or
+                wrongly sized image, sem_seg file or mask; it names the record's
+                ``file_name`` and ``image_id`` when the failing step did not know them.
+        """
+        check_dataset_dict(dataset_dict)
+        try:
+            return self._map(copy.deepcopy(dataset_dict))
+        except DataError as e:
+            raise e.with_location(dataset_dict["file_name"], dataset_dict.get("image_id")) from e
+
+    def _map(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
         image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
         utils.check_image_size(dataset_dict, image)
         sem_seg = self._read_sem_seg(dataset_dict, image.shape[:2]) if "sem_seg_file_name" in dataset_dict else None

@@ -161,7 +161,7 @@ class DefaultTrainer(TrainerBase):
                 broadcast_buffers=False,
                 find_unused_parameters=cfg.MODEL.DDP.FIND_UNUSED_PARAMETERS,
             )
-        self._trainer = SimpleTrainer(model, None, optimizer)
+        self._trainer = SimpleTrainer(model, None, optimizer, skip_nonfinite_steps=cfg.SOLVER.SKIP_NONFINITE_STEPS)
         self._trainer.after_backward = self.after_backward  # run this trainer's hooks
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.data_stream = _DataStreamState(cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed())

@@ -9,7 +9,7 @@ import logging
 import math
 import time
 import weakref
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, NoReturn, Optional
 
 import numpy as np
 import torch
@@ -161,14 +161,21 @@ class SimpleTrainer(TrainerBase):
         optimizer: steps all parameters.
         zero_grad_before_forward: clear gradients before the forward pass instead of
             between the forward and the backward pass.
+        skip_nonfinite_steps: on a non-finite loss (on any process), skip the optimizer
+            step instead of raising (``SOLVER.SKIP_NONFINITE_STEPS``).
 
     Writes ``total_loss``, every loss and ``data_time`` (seconds waiting for the batch,
     max over processes) to the ``EventStorage``; losses are averaged over processes.
-    A non-finite total loss raises ``FloatingPointError`` before the optimizer step.
+    A batch with a ``skipped_samples`` attribute (:class:`seg_research.data.common.Batch`)
+    adds it, summed over processes, to ``data/skipped_samples`` (total since the start).
+    A non-finite total loss raises ``FloatingPointError`` naming the iteration and the
+    loss dict before the optimizer step; with ``skip_nonfinite_steps`` the step is skipped
+    (gradients zeroed, no loss written) and ``nonfinite_steps_skipped`` (total since the
+    start) is written instead.
     """
 
     def __init__(self, model: torch.nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
-                 zero_grad_before_forward: bool = False) -> None:
+                 zero_grad_before_forward: bool = False, skip_nonfinite_steps: bool = False) -> None:
         super().__init__()
         model.train()
         self.model = model
@@ -176,6 +183,9 @@ class SimpleTrainer(TrainerBase):
         self._data_loader_iter_obj: Optional[Any] = None
         self.optimizer = optimizer
         self.zero_grad_before_forward = zero_grad_before_forward
+        self.skip_nonfinite_steps = skip_nonfinite_steps
+        self._skipped_samples = 0
+        self._nonfinite_steps_skipped = 0
 
     @property
     def _data_loader_iter(self) -> Any:
@@ -218,25 +228,58 @@ class SimpleTrainer(TrainerBase):
             self.optimizer.zero_grad()
         losses.backward()
         self.after_backward()
-        self._write_metrics(loss_dict, data_time)
-        self.optimizer.step()
+        if self._write_metrics(loss_dict, data_time, getattr(data, "skipped_samples", 0)):
+            self.optimizer.step()
 
-    def _write_metrics(self, loss_dict: Mapping[str, torch.Tensor], data_time: float) -> None:
-        """Gather metrics on rank 0, store their average; raise on a non-finite total loss
-        (every rank checks its own losses, rank 0 also the average over ranks)."""
-        metrics = {k: v.detach().cpu().item() for k, v in loss_dict.items()}
-        metrics["data_time"] = data_time
-        all_metrics = comm.gather(metrics)
-        _raise_if_not_finite(metrics, self.iter)
-        if not comm.is_main_process():
-            return
-        storage = get_event_storage()
-        storage.put_scalar("data_time", max(m.pop("data_time") for m in all_metrics))
-        averaged = {k: float(np.mean([m[k] for m in all_metrics])) for k in all_metrics[0]}
-        _raise_if_not_finite(averaged, self.iter)
+    def _write_metrics(self, loss_dict: Mapping[str, torch.Tensor], data_time: float, skipped_samples: int = 0) -> bool:
+        """Gather metrics on rank 0 and store them (losses averaged over ranks).
+
+        Returns:
+            whether the optimizer should step: False when some rank's total loss is not
+            finite and ``skip_nonfinite_steps`` is set (every rank then agrees).
+
+        Raises:
+            FloatingPointError: on a non-finite total loss without ``skip_nonfinite_steps``
+                (every rank checks its own losses, rank 0 also the average over ranks).
+        """
+        losses = {k: v.detach().cpu().item() for k, v in loss_dict.items()}
+        finite = math.isfinite(sum(losses.values()))
+        if self.skip_nonfinite_steps:
+            finite = all(comm.all_gather(finite))
+        all_metrics = comm.gather({"losses": losses, "data_time": data_time, "skipped_samples": skipped_samples})
+        if not finite and not self.skip_nonfinite_steps:
+            _raise_not_finite(losses, self.iter)
+        if comm.is_main_process():
+            storage = get_event_storage()
+            storage.put_scalar("data_time", max(m["data_time"] for m in all_metrics))
+            skipped = sum(m["skipped_samples"] for m in all_metrics)
+            if skipped:
+                self._skipped_samples += skipped
+                storage.put_scalar("data/skipped_samples", self._skipped_samples, smoothing_hint=False)
+            if finite:
+                self._put_losses(storage, [m["losses"] for m in all_metrics])
+        if not finite:
+            self._skip_step(losses)
+        return finite
+
+    def _put_losses(self, storage: EventStorage, all_losses: List[Dict[str, float]]) -> None:
+        averaged = {k: float(np.mean([losses[k] for losses in all_losses])) for k in all_losses[0]}
+        if not math.isfinite(sum(averaged.values())):
+            _raise_not_finite(averaged, self.iter)
         if set(averaged) != {"total_loss"}:
             storage.put_scalar("total_loss", sum(averaged.values()))
         storage.put_scalars(**averaged)
+
+    def _skip_step(self, losses: Mapping[str, float]) -> None:
+        """Drop this iteration's gradients and count the skipped step (SOLVER.SKIP_NONFINITE_STEPS)."""
+        self.optimizer.zero_grad()
+        self._nonfinite_steps_skipped += 1
+        logger.warning(f"Non-finite loss at iteration {self.iter} on some process (this one: {losses}); the "
+                       f"optimizer step is skipped (SOLVER.SKIP_NONFINITE_STEPS), "
+                       f"{self._nonfinite_steps_skipped} skipped so far.")
+        if comm.is_main_process():
+            get_event_storage().put_scalar("nonfinite_steps_skipped", self._nonfinite_steps_skipped,
+                                           smoothing_hint=False)
 
     def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()
@@ -248,15 +291,12 @@ class SimpleTrainer(TrainerBase):
         self.optimizer.load_state_dict(state_dict["optimizer"])
 
 
-def _raise_if_not_finite(loss_values: Mapping[str, float], iteration: int) -> None:
-    losses = {k: v for k, v in loss_values.items() if k != "data_time"}
-    total = sum(losses.values())
-    if not math.isfinite(total):
-        raise FloatingPointError(
-            f"Loss became infinite or NaN at iteration {iteration}! loss_dict = {losses}. "
-            "Try a lower SOLVER.BASE_LR, a longer warmup, or SOLVER.CLIP_GRADIENTS.ENABLED True, "
-            "and check the input data of this iteration."
-        )
+def _raise_not_finite(losses: Mapping[str, float], iteration: int) -> NoReturn:
+    raise FloatingPointError(
+        f"Loss became infinite or NaN at iteration {iteration}! loss_dict = {dict(losses)}. "
+        "Try a lower SOLVER.BASE_LR, a longer warmup, or SOLVER.CLIP_GRADIENTS.ENABLED True, "
+        "and check the input data of this iteration; or set SOLVER.SKIP_NONFINITE_STEPS True to skip such steps."
+    )
 
 
 class AMPTrainer(SimpleTrainer):
@@ -267,13 +307,14 @@ class AMPTrainer(SimpleTrainer):
 
     def __init__(self, model: torch.nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
                  grad_scaler: Optional[torch.amp.GradScaler] = None, precision: torch.dtype = torch.float16,
-                 zero_grad_before_forward: bool = False) -> None:
+                 zero_grad_before_forward: bool = False, skip_nonfinite_steps: bool = False) -> None:
         if not torch.cuda.is_available():
             raise RuntimeError(
                 "AMPTrainer (SOLVER.AMP.ENABLED True) needs a CUDA GPU, and none is available. "
                 "Set SOLVER.AMP.ENABLED False to train in full precision on the CPU."
             )
-        super().__init__(model, data_loader, optimizer, zero_grad_before_forward=zero_grad_before_forward)
+        super().__init__(model, data_loader, optimizer, zero_grad_before_forward=zero_grad_before_forward,
+                         skip_nonfinite_steps=skip_nonfinite_steps)
         self.grad_scaler = grad_scaler if grad_scaler is not None else torch.amp.GradScaler("cuda")
         self.precision = precision
 
@@ -289,9 +330,9 @@ class AMPTrainer(SimpleTrainer):
             self.optimizer.zero_grad()
         self.grad_scaler.scale(losses).backward()
         self.after_backward()
-        self._write_metrics(loss_dict, data_time)
-        self.grad_scaler.step(self.optimizer)
-        self.grad_scaler.update()
+        if self._write_metrics(loss_dict, data_time, getattr(data, "skipped_samples", 0)):
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
 
     def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()

@@ -17,13 +17,19 @@ from torchvision.ops import roi_align
 
 from .boxes import Boxes
 
-__all__ = ["BitMasks", "PolygonMasks", "polygons_to_bitmask", "rle_to_bitmask", "bitmask_to_rle"]
+__all__ = ["BitMasks", "PolygonMasks", "polygons_to_bitmask", "rle_to_bitmask", "bitmask_to_rle", "check_rle"]
 
 PolygonType = Union[np.ndarray, Sequence[float]]
 
 # Smallest box side (pixels) used when mapping polygons into a box frame, so that
 # degenerate boxes do not divide by zero.
 _MIN_BOX_SIDE = 0.1
+# pycocotools rasterizes a polygon by walking its whole perimeter at 1/5 pixel: coordinates
+# far outside the canvas take unbounded time and memory (and crash it past ~1e9). Polygons
+# reaching farther than this many canvas sizes outside the canvas are clipped first.
+_CLIP_MARGIN_CANVASES = 1
+# PolygonMasks.area rasterizes each instance on a canvas of its own size; refuse larger ones.
+_MAX_AREA_CANVAS_PIXELS = 1 << 28
 
 
 def _as_polygon(polygon: PolygonType, where: str) -> np.ndarray:
@@ -41,8 +47,48 @@ def _as_polygon(polygon: PolygonType, where: str) -> np.ndarray:
     return array
 
 
+def _clip_to_rectangle(polygon: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """Sutherland-Hodgman clip of a flat polygon (2K,) to the rectangle [x0, x1] x [y0, y1]; may return < 6 values."""
+    points = polygon.reshape(-1, 2)
+    for axis, bound, keep_below in ((0, x0, False), (0, x1, True), (1, y0, False), (1, y1, True)):
+        if len(points) == 0:
+            break
+        following = np.roll(points, -1, axis=0)
+        inside = points[:, axis] <= bound if keep_below else points[:, axis] >= bound
+        inside_next = np.roll(inside, -1)
+        crossing = inside != inside_next
+        t = (bound - points[crossing, axis]) / (following[crossing, axis] - points[crossing, axis])
+        cuts = points[crossing] + t[:, None] * (following[crossing] - points[crossing])
+        # each vertex kept if inside, followed by the cut point of its outgoing edge if that edge crosses
+        pieces = [points[i : i + 1] if inside[i] else points[:0] for i in range(len(points))]
+        for k, i in enumerate(np.flatnonzero(crossing)):
+            pieces[i] = np.concatenate([pieces[i], cuts[k : k + 1]])
+        points = np.concatenate(pieces) if pieces else points[:0]
+    return points.reshape(-1)
+
+
+def _bounded_polygons(polygons: Sequence[np.ndarray], height: int, width: int) -> List[np.ndarray]:
+    """Polygons reaching more than a canvas size outside the height x width canvas, clipped to
+    it (plus a 1-pixel border) so that rasterizing them stays cheap. Others are unchanged.
+
+    A clipped polygon covers the same region of the canvas; its rasterization may differ on
+    a few pixels along the clipped edges (pycocotools rounds vertices to 1/5 pixel).
+    """
+    low_x, low_y = -_CLIP_MARGIN_CANVASES * max(width, 1), -_CLIP_MARGIN_CANVASES * max(height, 1)
+    high_x, high_y = width - low_x, height - low_y
+    bounded = []
+    for p in polygons:
+        xs, ys = p[0::2], p[1::2]
+        if xs.min() < low_x or xs.max() > high_x or ys.min() < low_y or ys.max() > high_y:
+            p = _clip_to_rectangle(p, -1.0, -1.0, width + 1.0, height + 1.0)
+        if p.size >= 6:
+            bounded.append(p)
+    return bounded
+
+
 def _polygons_to_rle(polygons: Sequence[np.ndarray], height: int, width: int) -> Dict[str, Any]:
     """Merged (union) RLE of already validated polygons on a height x width canvas."""
+    polygons = _bounded_polygons(polygons, height, width)
     if len(polygons) == 0:
         return mask_util.encode(np.zeros((height, width), dtype=np.uint8, order="F"))
     return mask_util.merge(mask_util.frPyObjects(list(polygons), height, width))
@@ -62,25 +108,97 @@ def polygons_to_bitmask(polygons: Sequence[PolygonType], height: int, width: int
     return mask_util.decode(_polygons_to_rle(checked, height, width)).astype(bool)
 
 
+def _compressed_counts(counts: bytes) -> List[int]:
+    """Run lengths of a compressed COCO RLE string (pycocotools' 6-bit-per-character delta code).
+
+    Raises:
+        ValueError: for a character outside the code's range or a truncated last value.
+    """
+    values: List[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise ValueError("its compressed 'counts' string ends in the middle of a value (truncated)")
+            code = counts[position] - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"its compressed 'counts' string has the character {chr(counts[position])!r}, "
+                                 "outside the RLE alphabet '0'..'o'")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            shift += 5
+            position += 1
+            if not more and code & 0x10:
+                value -= 1 << shift  # sign extension
+        if len(values) > 2:
+            value += values[-2]
+        values.append(value)
+    return values
+
+
+def check_rle(rle: Any) -> Tuple[int, int]:
+    """Check that ``rle`` is a well-formed COCO RLE before pycocotools reads it.
+
+    pycocotools trusts its input: run lengths that do not add up to ``height * width``
+    make it write outside its buffers (the process dies). This checks the dict, the size
+    and every run length without decoding the mask.
+
+    Args:
+        rle: ``{"size": [height, width], "counts": str | bytes (compressed) or list of int
+            (uncompressed run lengths, column-major, starting with zeros)}``.
+
+    Returns:
+        ``(height, width)``.
+
+    Raises:
+        ValueError: saying what is malformed.
+    """
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise ValueError(
+            "An RLE segmentation must be a dict {'size': [height, width], 'counts': ...}; "
+            f"got {type(rle).__name__} with keys {sorted(map(str, rle)) if isinstance(rle, dict) else 'n/a'}."
+        )
+    size = rle["size"]
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in size)):
+        raise ValueError(f"RLE 'size' must be [height, width], two integers >= 0; got {size!r}.")
+    height, width = int(size[0]), int(size[1])
+    counts = rle["counts"]
+    if isinstance(counts, str):
+        if not counts.isascii():
+            raise ValueError("Malformed compressed RLE: its 'counts' string has non-ASCII characters, outside the "
+                             "RLE alphabet '0'..'o'.")
+        counts = counts.encode("ascii")
+    if isinstance(counts, bytes):
+        try:
+            runs = _compressed_counts(counts)
+        except ValueError as e:
+            raise ValueError(f"Malformed compressed RLE: {e}.") from None
+    elif isinstance(counts, list) and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in counts):
+        runs = [int(c) for c in counts]
+    else:
+        raise ValueError("RLE 'counts' must be a compressed string/bytes or a list of integer run lengths; got "
+                         f"{type(counts).__name__}{' with non-integer entries' if isinstance(counts, list) else ''}.")
+    if any(c < 0 for c in runs) or sum(runs) != height * width:
+        raise ValueError(
+            f"RLE counts {'have a negative run length' if any(c < 0 for c in runs) else f'sum to {sum(runs)}'} but "
+            f"size {height}x{width} has {height * width} pixels; the 'size' or 'counts' of this segmentation is wrong."
+        )
+    return height, width
+
+
 def rle_to_bitmask(rle: Dict[str, Any]) -> np.ndarray:
     """Decode a COCO RLE ``{"size": [height, width], "counts": ...}`` into a bool (height, width) array.
 
     ``counts`` may be compressed (``str`` or ``bytes``, as written by pycocotools) or
     uncompressed (a list of run lengths starting with a run of zeros, column-major).
+
+    Raises:
+        ValueError: for a malformed RLE (:func:`check_rle`).
     """
-    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-        raise ValueError(
-            "An RLE segmentation must be a dict {'size': [height, width], 'counts': ...}; "
-            f"got {type(rle).__name__} with keys {sorted(rle) if isinstance(rle, dict) else 'n/a'}."
-        )
-    height, width = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        if sum(counts) != height * width:
-            raise ValueError(
-                f"Uncompressed RLE counts sum to {sum(counts)} but size {height}x{width} has {height * width} pixels; "
-                "the 'size' or 'counts' of this segmentation is wrong."
-            )
+    height, width = check_rle(rle)
+    if isinstance(rle["counts"], list):
         rle = mask_util.frPyObjects(rle, height, width)
     return mask_util.decode(rle).astype(bool)
 
@@ -180,6 +298,11 @@ class PolygonMasks:
             points = np.concatenate(polygons).reshape(-1, 2)
             origin = np.floor(points.min(axis=0))
             width, height = (np.ceil(points.max(axis=0) - origin) + 1).astype(int)
+            if width * height > _MAX_AREA_CANVAS_PIXELS:
+                raise ValueError(
+                    f"PolygonMasks.area: an instance spans {width}x{height} pixels, too large to rasterize; its "
+                    "polygon coordinates are far outside any image. Fix or drop this annotation."
+                )
             shifted = [(p.reshape(-1, 2) - origin).reshape(-1) for p in polygons]
             areas.append(int(mask_util.area(_polygons_to_rle(shifted, int(height), int(width)))))
         return torch.tensor(areas, dtype=torch.int64)
@@ -314,6 +437,8 @@ class BitMasks:
         A mask whose only foreground pixel is ``(i, j)`` gives the box ``(j, i, j + 1, i + 1)``.
         """
         height, width = self.image_size
+        if height == 0 or width == 0:
+            return Boxes(torch.zeros(len(self), 4, dtype=torch.float32, device=self.device))
         rows = self.tensor.any(dim=2).to(torch.uint8)  # (N, H)
         cols = self.tensor.any(dim=1).to(torch.uint8)  # (N, W)
         y0 = rows.argmax(dim=1)

@@ -184,12 +184,18 @@ class JSONWriter(_NewEntriesWriter):
 
     def __init__(self, json_file: str, window_size: int = 20) -> None:
         super().__init__(window_size)
+        self._json_file = json_file
         self._file = PathManager.open(json_file, "a")
 
     def write(self) -> None:
-        for it, scalars in self._new_entries_by_iter().items():
-            self._file.write(json.dumps({"iteration": it, **scalars}, sort_keys=False) + "\n")
-        self._file.flush()
+        """Append the new lines; raises ``OSError`` naming the file when the write fails (e.g. disk full)."""
+        try:
+            for it, scalars in self._new_entries_by_iter().items():
+                self._file.write(json.dumps({"iteration": it, **scalars}, sort_keys=False) + "\n")
+            self._file.flush()
+        except OSError as e:
+            raise OSError(e.errno, f"Failed writing metrics to '{self._json_file}': {e.strerror}. Free disk space "
+                                   f"or choose another OUTPUT_DIR.") from e
 
     def close(self) -> None:
         self._file.close()

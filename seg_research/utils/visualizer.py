@@ -23,12 +23,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..data.catalog import Metadata
-from ..data.detection_utils import annotations_to_instances, read_image, read_record_sem_seg
+from ..data.detection_utils import annotations_to_instances, read_panoptic_ids, read_record_sem_seg
 from ..structures import BitMasks, Boxes, Instances, PolygonMasks
 from .file_io import atomic_write_bytes
 
-__all__ = ["ColorMode", "VisImage", "VisImageWriter", "Visualizer", "class_color", "shade_color",
-           "read_panoptic_ids"]
+__all__ = ["ColorMode", "VisImage", "VisImageWriter", "Visualizer", "class_color", "shade_color"]
 
 Color = Tuple[int, int, int]
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -73,19 +72,6 @@ def shade_color(color: Color, index: int) -> Color:
 def _scale_color(color: Color, factor: float, towards: int = 0) -> Color:
     """Mix ``color`` with gray level ``towards`` (0 black, 255 white); ``factor`` 1 keeps ``color``."""
     return tuple(int(round(towards + factor * (c - towards))) for c in color)  # type: ignore[return-value]
-
-
-def read_panoptic_ids(file_name: str) -> np.ndarray:
-    """Segment ids of a COCO panoptic PNG: ``R + 256 * G + 256**2 * B`` per pixel (0 = void).
-
-    Returns:
-        int64 np.ndarray (H, W).
-
-    Raises:
-        DataError: naming the file when it is missing or cannot be decoded.
-    """
-    rgb = read_image(file_name, format="RGB").astype(np.int64)
-    return rgb[:, :, 0] + 256 * rgb[:, :, 1] + 256 * 256 * rgb[:, :, 2]
 
 
 @functools.lru_cache(maxsize=16)

@@ -16,39 +16,119 @@ import json
 import logging
 import os
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
-from PIL import Image
 from pycocotools.coco import COCO
 
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
+from seg_research.data.detection_utils import read_image_size
 from seg_research.data.errors import DataError
+from seg_research.data.record_checks import check_instance_annotation
 from seg_research.structures import BoxMode
 from seg_research.utils.file_io import PathManager
 
 from .paths import check_files_exist, resolve_under_root
 
-__all__ = ["read_json", "load_coco_json", "register_coco_instances", "load_sem_seg"]
+__all__ = ["read_json", "check_coco_images", "load_coco_json", "register_coco_instances", "load_sem_seg"]
 
 logger = logging.getLogger(__name__)
 
 
 def read_json(json_file: str) -> Any:
-    """Parse ``json_file``; a syntax error becomes a :class:`DataError` with its line and column."""
-    with PathManager.open(json_file, "r", encoding="utf-8") as f:
-        text = f.read()
+    """Parse ``json_file`` (UTF-8); a syntax or encoding error becomes a :class:`DataError` saying where."""
+    with PathManager.open(json_file, "rb") as f:
+        data = f.read()
     try:
-        return json.loads(text)
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"The file is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); JSON must be "
+                        f"UTF-8. Re-export it, or convert it with e.g. iconv.", file_name=json_file) from e
     except json.JSONDecodeError as e:
         raise DataError(
             f"Malformed JSON: {e.msg} at line {e.lineno}, column {e.colno} (char {e.pos}). "
             f"The file is truncated or not JSON; re-download or re-export it.",
             file_name=json_file,
         ) from e
+    except RecursionError as e:
+        raise DataError("The JSON is nested too deeply to parse; it is not an annotation file.",
+                        file_name=json_file) from e
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fail(json_file: str, problem: str, record: Any = None) -> NoReturn:
+    raise DataError(f"Malformed annotation file: {problem}. Fix the json (or re-export it).",
+                    file_name=json_file, record=record)
+
+
+def check_coco_images(data: Any, json_file: str) -> Dict[Any, Dict[str, Any]]:
+    """Check the top level of a COCO (instances or panoptic) json and its ``images``.
+
+    ``data`` must be a dict whose ``images`` (and, if present, ``annotations`` and
+    ``categories``) are lists of dicts; each image needs a unique ``id`` (int or str), a
+    ``file_name`` that is a usable path, and ``height``/``width`` ints > 0.
+
+    Returns:
+        ``{image id: image dict}``.
+
+    Raises:
+        DataError: naming ``json_file`` and the image at fault.
+    """
+    if not isinstance(data, dict):
+        _fail(json_file, f"the top level is a {type(data).__name__}, expected a dict with 'images', 'annotations' "
+                         f"and 'categories'")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key, []), list) or not all(isinstance(x, dict) for x in data.get(key, [])):
+            _fail(json_file, f"'{key}' must be a list of dicts")
+    images: Dict[Any, Dict[str, Any]] = {}
+    for img in data.get("images", []):
+        image_id = img.get("id")
+        if not (_is_int(image_id) or isinstance(image_id, str)):
+            _fail(json_file, f"an image has id {image_id!r}; ids must be ints or strings", record=image_id)
+        if image_id in images:
+            _fail(json_file, f"image id {image_id!r} appears twice in 'images'", record=image_id)
+        images[image_id] = img
+        name = img.get("file_name")
+        if not isinstance(name, str) or not name or "\x00" in name:
+            _fail(json_file, f"image file_name {name!r} is not a path", record=image_id)
+        try:
+            os.fsencode(name)
+        except UnicodeError:
+            _fail(json_file, f"image file_name {name!r} cannot be encoded as a file-system path (invalid "
+                             f"unicode); fix its encoding", record=image_id)
+        for key in ("height", "width"):
+            if not (_is_int(img.get(key)) and img[key] > 0):
+                _fail(json_file, f"image {key} must be an int > 0, got {img.get(key)!r}", record=image_id)
+    if len({type(image_id) for image_id in images}) > 1:
+        _fail(json_file, "image ids mix ints and strings; use one type for all ids")
+    return images
+
+
+def _check_instances_json(data: Any, json_file: str) -> None:
+    """Check what pycocotools indexes: category ``id``/``name``; annotation ``id``, ``image_id``, ``category_id``."""
+    check_coco_images(data, json_file)
+    category_ids = set()
+    for cat in data.get("categories", []):
+        if not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
+            _fail(json_file, f"a category needs an int 'id' and a str 'name', got {cat!r:.120}")
+        if cat["id"] in category_ids:
+            _fail(json_file, f"category id {cat['id']} appears twice in 'categories'")
+        category_ids.add(cat["id"])
+    for ann in data.get("annotations", []):
+        for key in ("id", "image_id"):
+            if not (_is_int(ann.get(key)) or isinstance(ann.get(key), str)):
+                _fail(json_file, f"an annotation has {key} {ann.get(key)!r}; expected an int or a string",
+                      record=ann.get("id") if key != "id" else None)
+        if not _is_int(ann.get("category_id")):
+            _fail(json_file, f"annotation category_id must be an int, got {ann.get('category_id')!r}",
+                  record=ann["id"])
 
 
 def _index_coco(data: Dict[str, Any], json_file: str) -> COCO:
     """Build pycocotools' index over already-parsed ``data`` (its prints silenced), checking ids."""
+    _check_instances_json(data, json_file)
     repeated = [i for i, n in Counter(a.get("id") for a in data.get("annotations", [])).items() if n > 1]
     if repeated:
         dup = repeated[0]
@@ -88,9 +168,10 @@ def _clean_segmentation(segm: Any) -> Tuple[Any, int]:
     """Drop polygons with fewer than 3 points or an odd number of coordinates.
 
     Returns ``(segmentation or None when no polygon is left, number of polygons dropped)``.
-    RLE dicts (compressed or not) are returned unchanged.
+    Anything but a list (RLE dicts, compressed or not, and malformed values) is returned
+    unchanged, for :func:`check_instance_annotation`.
     """
-    if isinstance(segm, dict):
+    if not isinstance(segm, list):
         return segm, 0
     valid = [p for p in segm if isinstance(p, list) and len(p) % 2 == 0 and len(p) >= 6]
     return (valid or None), len(segm) - len(valid)
@@ -123,9 +204,13 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
         list of dicts ``{file_name, height, width, image_id, annotations}`` (see module doc).
 
     Raises:
-        DataError: malformed json, an annotation whose ``category_id`` is not in
-            ``categories``, duplicate annotation ids, an annotation of an unknown image,
-            an image path leaving ``image_root``, or image files missing on disk.
+        DataError: naming the json and the image or annotation id: malformed json (not
+            UTF-8, syntax, wrong types or missing keys, :func:`check_coco_images`), an
+            annotation that fails :func:`check_instance_annotation` (bbox not 4 finite
+            numbers or with a negative side, malformed polygon values or RLE, an RLE whose
+            size is not its image's), an annotation whose ``category_id`` is not in
+            ``categories``, duplicate image/category/annotation ids, an annotation of an
+            unknown image, an image path leaving ``image_root``, or image files missing on disk.
     """
     coco = _index_coco(read_json(json_file), json_file)
     id_map = _contiguous_category_map(coco, json_file, dataset_name)
@@ -154,6 +239,8 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
                     dropped_annotations += 1
                     continue
                 obj["segmentation"] = segm
+            check_instance_annotation(obj, image_size=(img["height"], img["width"]), file_name=json_file,
+                                      record=ann["id"])
             annotations.append(obj)
         records.append({
             "file_name": resolve_under_root(image_root, img["file_name"], record=image_id,
@@ -175,15 +262,20 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
     return records
 
 
-def register_coco_instances(name: str, metadata: Dict[str, Any], json_file: str, image_root: str) -> None:
+def register_coco_instances(name: str, metadata: Dict[str, Any], json_file: str, image_root: str,
+                            allow_outside_root: bool = False) -> None:
     """Register a COCO instances dataset: a lazy :func:`load_coco_json` plus its metadata.
+
+    The json's ``file_name`` values must stay inside ``image_root`` unless
+    ``allow_outside_root`` (``../x.jpg`` and absolute paths are then accepted).
 
     ``MetadataCatalog.get(name)`` gets ``json_file, image_root, evaluator_type="coco"``
     and every key of ``metadata`` (may be ``{}``: ``thing_classes`` and
     ``thing_dataset_id_to_contiguous_id`` are filled from the json when it is loaded;
     optional ``thing_colors``: one RGB triple per class for visualisation).
     """
-    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name))
+    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name,
+                                                         allow_outside_root=allow_outside_root))
     MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata)
 
 
@@ -211,7 +303,8 @@ def load_sem_seg(gt_root: str, image_root: str, gt_ext: str = "png", image_ext: 
         and ``image_id`` is the relative path without extension (``"a/b"``).
 
     Raises:
-        DataError: a folder holds no file of its extension, or some files have no partner.
+        DataError: a folder holds no file of its extension, some files have no partner, or a
+            label PNG is empty or not an image.
     """
     gts = _files_by_stem(gt_root, gt_ext)
     images = _files_by_stem(image_root, image_ext)
@@ -230,8 +323,7 @@ def load_sem_seg(gt_root: str, image_root: str, gt_ext: str = "png", image_ext: 
         )
     records = []
     for stem in sorted(gts):
-        with PathManager.open(gts[stem], "rb") as f:
-            width, height = Image.open(f).size
+        height, width = read_image_size(gts[stem])
         records.append({"file_name": images[stem], "sem_seg_file_name": gts[stem], "height": height,
                         "width": width, "image_id": stem})
     logger.info(f"Loaded {len(records)} images with semantic labels from {image_root} and {gt_root}")

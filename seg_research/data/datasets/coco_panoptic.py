@@ -25,7 +25,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 from seg_research.data.errors import DataError
 
-from .coco import load_coco_json, read_json
+from seg_research.data.record_checks import check_segments_info
+
+from .coco import check_coco_images, load_coco_json, read_json
 from .paths import check_files_exist, resolve_under_root
 
 __all__ = ["panoptic_metadata", "load_coco_panoptic_json", "register_coco_panoptic",
@@ -92,6 +94,32 @@ def _check_separated(metadata: Mapping[str, Any]) -> None:
         )
 
 
+def _panoptic_annotations(data: Dict[str, Any], json_file: str) -> Dict[Any, Dict[str, Any]]:
+    """``{image_id: annotation}`` after checking each annotation's ``image_id`` (unique int or
+    str), ``file_name`` (str) and ``segments_info`` (list of dicts with an int ``category_id``)."""
+    def fail(problem: str, image_id: Any) -> None:
+        raise DataError(f"Malformed panoptic annotation: {problem}. Fix the panoptic json (or re-export it).",
+                        file_name=json_file, record=image_id)
+
+    anns: Dict[Any, Dict[str, Any]] = {}
+    for ann in data.get("annotations", []):
+        image_id = ann.get("image_id")
+        if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
+            fail(f"image_id {image_id!r} is not an int or a string", None)
+        if image_id in anns:
+            fail("this image_id has two annotations; each image has exactly one", image_id)
+        if not isinstance(ann.get("file_name"), str) or not ann["file_name"] or "\x00" in ann["file_name"]:
+            fail(f"file_name {ann.get('file_name')!r} is not the path of a PNG", image_id)
+        segments = ann.get("segments_info")
+        if not isinstance(segments, list) or not all(isinstance(seg, dict) for seg in segments):
+            fail(f"segments_info must be a list of dicts, got {segments!r:.80}", image_id)
+        for seg in segments:
+            if not isinstance(seg.get("category_id"), int) or isinstance(seg.get("category_id"), bool):
+                fail(f"segment {seg.get('id')!r} has category_id {seg.get('category_id')!r}; expected an int", image_id)
+        anns[image_id] = ann
+    return anns
+
+
 def _convert_segment(seg: Dict[str, Any], meta: Mapping[str, Any], json_file: str, image_id: Any) -> Dict[str, Any]:
     thing_map = meta["thing_dataset_id_to_contiguous_id"]
     stuff_map = meta["stuff_dataset_id_to_contiguous_id"]
@@ -107,11 +135,12 @@ def _convert_segment(seg: Dict[str, Any], meta: Mapping[str, Any], json_file: st
             f"category to the metadata (panoptic_metadata(categories)) or fix the json.",
             file_name=json_file, record=image_id,
         )
-    return {"id": seg["id"], "category_id": contiguous, "iscrowd": seg.get("iscrowd", 0), "isthing": isthing,
+    return {"id": seg.get("id"), "category_id": contiguous, "iscrowd": seg.get("iscrowd", 0), "isthing": isthing,
             "area": seg.get("area"), "bbox": seg.get("bbox")}
 
 
-def load_coco_panoptic_json(json_file: str, image_dir: str, gt_dir: str, meta: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def load_coco_panoptic_json(json_file: str, image_dir: str, gt_dir: str, meta: Mapping[str, Any],
+                            allow_outside_root: bool = False) -> List[Dict[str, Any]]:
     """Load a COCO panoptic json as dataset dicts, one per image, sorted by ``image_id``.
 
     Args:
@@ -122,6 +151,7 @@ def load_coco_panoptic_json(json_file: str, image_dir: str, gt_dir: str, meta: M
         meta: needs ``thing_dataset_id_to_contiguous_id`` and
             ``stuff_dataset_id_to_contiguous_id`` (standard or separated convention, see
             the module doc); a dict or a ``Metadata``.
+        allow_outside_root: accept ``file_name`` values that leave ``image_dir`` / ``gt_dir``.
 
     Returns:
         list of dicts ``{file_name, height, width, image_id, pan_seg_file_name,
@@ -129,13 +159,15 @@ def load_coco_panoptic_json(json_file: str, image_dir: str, gt_dir: str, meta: M
         bbox (XYWH absolute pixels)}]}``.
 
     Raises:
-        DataError: malformed json, an unknown category, an image without a panoptic
-            annotation (or the reverse), or images/PNGs missing on disk.
+        DataError: naming the json and the image id: malformed json (not UTF-8, syntax,
+            wrong types or missing keys, duplicate ids, segments failing
+            :func:`check_segments_info`), an unknown category, an image without a panoptic
+            annotation (or the reverse), a path leaving its root, or images/PNGs missing on disk.
     """
     _require(meta, _MAP_KEYS, "load_coco_panoptic_json")
     data = read_json(json_file)
-    images = {img["id"]: img for img in data.get("images", [])}
-    anns = {ann["image_id"]: ann for ann in data.get("annotations", [])}
+    images = check_coco_images(data, json_file)
+    anns = _panoptic_annotations(data, json_file)
     unmatched = sorted(images.keys() ^ anns.keys(), key=str)
     if unmatched:
         raise DataError(
@@ -146,13 +178,17 @@ def load_coco_panoptic_json(json_file: str, image_dir: str, gt_dir: str, meta: M
     records = []
     for image_id in sorted(images):
         img, ann = images[image_id], anns[image_id]
+        segments_info = [_convert_segment(s, meta, json_file, image_id) for s in ann["segments_info"]]
+        check_segments_info(segments_info, file_name=json_file, record=image_id)
         records.append({
-            "file_name": resolve_under_root(image_dir, img["file_name"], record=image_id),
+            "file_name": resolve_under_root(image_dir, img["file_name"], record=image_id,
+                                            allow_outside=allow_outside_root),
             "height": img["height"],
             "width": img["width"],
             "image_id": image_id,
-            "pan_seg_file_name": resolve_under_root(gt_dir, ann["file_name"], record=image_id),
-            "segments_info": [_convert_segment(s, meta, json_file, image_id) for s in ann["segments_info"]],
+            "pan_seg_file_name": resolve_under_root(gt_dir, ann["file_name"], record=image_id,
+                                                    allow_outside=allow_outside_root),
+            "segments_info": segments_info,
         })
     check_files_exist([r["file_name"] for r in records] + [r["pan_seg_file_name"] for r in records],
                       "images and panoptic PNGs listed in the json",
@@ -162,7 +198,8 @@ def load_coco_panoptic_json(json_file: str, image_dir: str, gt_dir: str, meta: M
 
 
 def register_coco_panoptic(name: str, metadata: Dict[str, Any], image_root: str, panoptic_root: str,
-                           panoptic_json: str, instances_json: Optional[str] = None) -> None:
+                           panoptic_json: str, instances_json: Optional[str] = None,
+                           allow_outside_root: bool = False) -> None:
     """Register ``name``: a lazy :func:`load_coco_panoptic_json` with standard-convention metadata.
 
     ``metadata`` needs ``thing_classes, stuff_classes, thing_dataset_id_to_contiguous_id,
@@ -170,10 +207,12 @@ def register_coco_panoptic(name: str, metadata: Dict[str, Any], image_root: str,
     ``panoptic_metadata(categories)``), optionally ``thing_colors, stuff_colors``.
     ``MetadataCatalog.get(name)`` also gets ``panoptic_root, image_root, panoptic_json,
     json_file`` (= ``instances_json``, may be None), ``evaluator_type="coco_panoptic_seg"``,
-    ``ignore_label=255`` and ``label_divisor=1000``.
+    ``ignore_label=255`` and ``label_divisor=1000``. Paths in the json must stay inside
+    ``image_root`` / ``panoptic_root`` unless ``allow_outside_root``.
     """
     _require(metadata, _CLASS_KEYS, "register_coco_panoptic")
-    DatasetCatalog.register(name, lambda: load_coco_panoptic_json(panoptic_json, image_root, panoptic_root, metadata))
+    DatasetCatalog.register(name, lambda: load_coco_panoptic_json(panoptic_json, image_root, panoptic_root, metadata,
+                                                                  allow_outside_root=allow_outside_root))
     MetadataCatalog.get(name).set(
         panoptic_root=panoptic_root, image_root=image_root, panoptic_json=panoptic_json, json_file=instances_json,
         evaluator_type="coco_panoptic_seg", ignore_label=255, label_divisor=1000, **metadata,
@@ -181,10 +220,13 @@ def register_coco_panoptic(name: str, metadata: Dict[str, Any], image_root: str,
 
 
 def _load_separated(name: str, metadata: Mapping[str, Any], image_root: str, panoptic_root: str,
-                    panoptic_json: str, sem_seg_root: str, instances_json: str) -> List[Dict[str, Any]]:
+                    panoptic_json: str, sem_seg_root: str, instances_json: str,
+                    allow_outside_root: bool) -> List[Dict[str, Any]]:
     """Instance records merged by ``file_name`` with panoptic and stuff-label fields."""
-    instances = {r["file_name"]: r for r in load_coco_json(instances_json, image_root, name)}
-    panoptic = {r["file_name"]: r for r in load_coco_panoptic_json(panoptic_json, image_root, panoptic_root, metadata)}
+    instances = {r["file_name"]: r for r in load_coco_json(instances_json, image_root, name,
+                                                           allow_outside_root=allow_outside_root)}
+    panoptic = {r["file_name"]: r for r in load_coco_panoptic_json(panoptic_json, image_root, panoptic_root, metadata,
+                                                                   allow_outside_root=allow_outside_root)}
     unmatched = sorted(instances.keys() ^ panoptic.keys())
     if unmatched:
         raise DataError(
@@ -197,7 +239,8 @@ def _load_separated(name: str, metadata: Mapping[str, Any], image_root: str, pan
         pan = panoptic[file_name]
         png = os.path.relpath(pan["pan_seg_file_name"], panoptic_root)
         records.append({**inst, "pan_seg_file_name": pan["pan_seg_file_name"], "segments_info": pan["segments_info"],
-                        "sem_seg_file_name": resolve_under_root(sem_seg_root, png, record=inst["image_id"])})
+                        "sem_seg_file_name": resolve_under_root(sem_seg_root, png, record=inst["image_id"],
+                                                                allow_outside=allow_outside_root)})
     check_files_exist([r["sem_seg_file_name"] for r in records], "stuff label PNGs",
                       f"Each panoptic PNG needs a stuff label PNG of the same name under sem_seg_root "
                       f"'{sem_seg_root}'; generate them from the panoptic PNGs.", source=panoptic_json)
@@ -205,7 +248,8 @@ def _load_separated(name: str, metadata: Mapping[str, Any], image_root: str, pan
 
 
 def register_coco_panoptic_separated(name: str, metadata: Dict[str, Any], image_root: str, panoptic_root: str,
-                                     panoptic_json: str, sem_seg_root: str, instances_json: str) -> None:
+                                     panoptic_json: str, sem_seg_root: str, instances_json: str,
+                                     allow_outside_root: bool = False) -> None:
     """Register ``name + "_separated"``: instances, stuff labels and panoptic ground truth in one record.
 
     Each record is a :func:`load_coco_json` record of ``instances_json`` (``annotations``
@@ -218,13 +262,15 @@ def register_coco_panoptic_separated(name: str, metadata: Dict[str, Any], image_
     ``panoptic_metadata(categories, separated=True)``), optionally colors. The metadata
     also gets ``panoptic_root, image_root, panoptic_json, sem_seg_root, json_file``
     (= ``instances_json``), ``evaluator_type="coco_panoptic_seg"``, ``ignore_label=255``
-    and ``label_divisor=1000``.
+    and ``label_divisor=1000``. Paths in the jsons must stay inside their roots unless
+    ``allow_outside_root``.
     """
     _require(metadata, _CLASS_KEYS, "register_coco_panoptic_separated")
     _check_separated(metadata)
     panoptic_name = name + "_separated"
     DatasetCatalog.register(panoptic_name, lambda: _load_separated(
-        panoptic_name, metadata, image_root, panoptic_root, panoptic_json, sem_seg_root, instances_json))
+        panoptic_name, metadata, image_root, panoptic_root, panoptic_json, sem_seg_root, instances_json,
+        allow_outside_root))
     MetadataCatalog.get(panoptic_name).set(
         panoptic_root=panoptic_root, image_root=image_root, panoptic_json=panoptic_json, sem_seg_root=sem_seg_root,
         json_file=instances_json, evaluator_type="coco_panoptic_seg", ignore_label=255, label_divisor=1000,

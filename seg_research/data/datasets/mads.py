@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import logging
 import os
 import re
@@ -146,8 +147,16 @@ def _base_name(path: str) -> str:
 
 def _pairs_from_csv(csv_file: str, folder: str) -> List[Tuple[str, str]]:
     """``(image, mask)`` paths listed in ``df.csv``, matched by file name in ``folder/images`` and ``folder/masks``."""
-    with PathManager.open(csv_file, "r", encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
+    with PathManager.open(csv_file, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{_CSV} is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}). Restore it from "
+                        f"the Kaggle archive, or delete it to pair images and masks by file name.",
+                        file_name=csv_file) from e
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         columns = reader.fieldnames or []
         if "images" not in columns or "masks" not in columns:
             raise DataError(f"{_CSV} must have the columns 'images' and 'masks' (as shipped: ',images,masks,"
@@ -161,6 +170,10 @@ def _pairs_from_csv(csv_file: str, folder: str) -> List[Tuple[str, str]]:
                                 f"by file name.", file_name=csv_file, record=f"line {reader.line_num}")
             pairs.append((os.path.join(folder, "images", _base_name(row["images"])),
                           os.path.join(folder, "masks", _base_name(row["masks"]))))
+    except csv.Error as e:
+        raise DataError(f"{_CSV} is not a valid CSV file ({e}). Restore it from the Kaggle archive, or delete it to "
+                        f"pair images and masks by file name.", file_name=csv_file,
+                        record=f"line {reader.line_num}") from e
     check_files_exist([path for pair in pairs for path in pair], f"images and masks listed in {_CSV}",
                       f"Each entry must be a file of '{folder}/images' or '{folder}/masks'. Re-extract the "
                       f"archive, or delete {_CSV} to pair the files on disk by name.", source=csv_file)

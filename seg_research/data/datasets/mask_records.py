@@ -9,26 +9,17 @@ reading of the mask.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
-from PIL import Image
 
-from seg_research.data.detection_utils import read_sem_seg
+from seg_research.data.detection_utils import read_image_size, read_sem_seg
 from seg_research.data.errors import DataError
-from seg_research.utils.file_io import PathManager
 
-__all__ = ["image_size", "binary_mask_record"]
+__all__ = ["binary_mask_record"]
 
 #: mask (H x W uint8 0/1) -> instance annotations of the image
 Annotate = Callable[[np.ndarray], List[Dict[str, Any]]]
-
-
-def image_size(file_name: str) -> Tuple[int, int]:
-    """``(height, width)`` of an image from its header (the pixels are not decoded)."""
-    with PathManager.open(file_name, "rb") as f:
-        width, height = Image.open(f).size
-    return height, width
 
 
 def binary_mask_record(file_name: str, mask_file: str, image_id: str, *, with_sem_seg: bool,
@@ -49,7 +40,7 @@ def binary_mask_record(file_name: str, mask_file: str, image_id: str, *, with_se
     Raises:
         DataError: naming the mask when annotating and its size differs from the image's.
     """
-    height, width = image_size(file_name)
+    height, width = read_image_size(file_name)
     record: Dict[str, Any] = {"file_name": file_name, "height": height, "width": width, "image_id": image_id}
     if with_sem_seg:
         record["sem_seg_file_name"] = mask_file

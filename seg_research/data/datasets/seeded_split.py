@@ -19,7 +19,8 @@ __all__ = ["assign_splits"]
 
 
 def _rank_key(seed: int, name: str) -> tuple:
-    return hashlib.sha256(f"{seed}:{name}".encode("utf-8")).hexdigest(), name
+    # surrogateescape: a name from a non-UTF-8 file name (os.listdir) hashes as its raw bytes
+    return hashlib.sha256(f"{seed}:{name}".encode("utf-8", "surrogateescape")).hexdigest(), name
 
 
 def assign_splits(names: Iterable[str], fractions: Mapping[str, float], seed: int) -> Dict[str, str]:

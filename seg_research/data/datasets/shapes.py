@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import portalocker
 
+from seg_research.data.detection_utils import write_panoptic_ids
 from seg_research.utils.file_io import atomic_write_json
 
 from .mask_annotations import outer_polygons, rle_box_area
@@ -216,9 +217,9 @@ def _write_split(out: str, split: str, num_images: int, h: int, w: int, seed: in
                                   "segmentation": segmentation, "bbox": bbox, "area": area, "iscrowd": iscrowd})
         panoptic.append({"image_id": index, "file_name": name + ".png", "segments_info": segments_info})
         sem, stuff = _label_maps(segments, segments_info)
-        rgb_ids = np.stack([segments % 256, segments // 256 % 256, segments // 256 ** 2], axis=-1)
-        for folder, array in ((f"{split}/images", image), (f"panoptic_{split}", rgb_ids[..., ::-1].astype(np.uint8)),
-                              (f"sem_seg_{split}", sem), (f"panoptic_stuff_{split}", stuff)):
+        write_panoptic_ids(os.path.join(out, f"panoptic_{split}", name + ".png"), segments)
+        for folder, array in ((f"{split}/images", image), (f"sem_seg_{split}", sem),
+                              (f"panoptic_stuff_{split}", stuff)):
             os.makedirs(os.path.join(out, folder), exist_ok=True)
             cv2.imwrite(os.path.join(out, folder, name + ".png"), array)
     info = {"description": "Shapes, a synthetic segmentation dataset", "version": GENERATOR_VERSION, "seed": seed}
