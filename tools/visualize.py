@@ -37,14 +37,14 @@ from seg_research.data import DataError, DatasetCatalog, MetadataCatalog
 from seg_research.data.build import build_detection_train_loader
 from seg_research.data.catalog import Metadata
 from seg_research.data.datasets.coco_panoptic import _convert_segment
-from seg_research.data.detection_utils import read_image
+from seg_research.data.detection_utils import read_image, read_panoptic_ids
 from seg_research.evaluation.coco_evaluation import RESULTS_FILE
+from seg_research.evaluation.panoptic_evaluation import PANOPTIC_PREDICTIONS_FILE
 from seg_research.evaluation.sem_seg_evaluation import SEM_SEG_PREDICTIONS_FILE
 from seg_research.structures import Boxes, BoxMode, Instances, rle_to_bitmask
 from seg_research.utils.logger import setup_logger
-from seg_research.utils.visualizer import VisImageWriter, Visualizer, read_panoptic_ids
+from seg_research.utils.visualizer import VisImageWriter, Visualizer
 
-PANOPTIC_PREDICTIONS_FILE = "panoptic_predictions.json"
 _PANOPTIC_MAPS = ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id")
 _PANEL_GAP = 4  # white pixels between side-by-side panels
 

@@ -8,6 +8,7 @@ from ..data.catalog import MetadataCatalog
 from ..utils.registry import Registry
 from .coco_evaluation import COCOEvaluator
 from .evaluator import DatasetEvaluator
+from .panoptic_evaluation import COCOPanopticEvaluator
 from .sem_seg_evaluation import SemSegEvaluator
 
 __all__ = ["EVALUATOR_REGISTRY", "build_evaluator"]
@@ -46,3 +47,10 @@ def _build_coco_evaluator(cfg, dataset_name: str, output_folder: str) -> Dataset
     tasks = ("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",)
     return COCOEvaluator(dataset_name, tasks=tasks, distributed=True, output_dir=output_folder,
                          max_dets_per_image=cfg.TEST.DETECTIONS_PER_IMAGE)
+
+
+@EVALUATOR_REGISTRY.register(name="coco_panoptic_seg")
+def _build_coco_panoptic_evaluator(cfg, dataset_name: str, output_folder: str) -> DatasetEvaluator:
+    """PQ/SQ/RQ against the dataset's COCO panoptic json, scored by ``cfg.TEST.PANOPTIC_NUM_WORKERS`` processes."""
+    return COCOPanopticEvaluator(dataset_name, output_folder, distributed=True,
+                                 num_workers=cfg.TEST.PANOPTIC_NUM_WORKERS)
