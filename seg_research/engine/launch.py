@@ -204,8 +204,7 @@ def _init_and_run(
             comm._LOCAL_PROCESS_GROUP = group
     os.environ["LOCAL_RANK"] = str(local_rank)
     comm.synchronize()
-    try:
-        main_func(*args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    main_func(*args)
+    # Only after success: tearing the group down while other ranks wait in a collective can
+    # block, and a failing rank must exit at once so the launcher stops the others.
+    dist.destroy_process_group()

@@ -92,6 +92,53 @@ def test_res5_dilation_keeps_stride_16(depth):
     assert three_by_three.dilation == (2, 2) and three_by_three.padding == (2, 2)
 
 
+
+def _conv_dilations(stage: nn.Module):
+    """Dilation of every 3×3 conv of a stage, in module order."""
+    return [m.dilation[0] for m in stage.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_res4_and_res5_dilation_give_output_stride_8(depth):
+    model = ResNet(depth=depth, out_features=["res2", "res4", "res5"], res4_dilation=2, res5_dilation=4)
+    assert {name: s.stride for name, s in model.output_shape().items()} == {"res2": 4, "res4": 8, "res5": 8}
+    out = model(torch.zeros(1, 3, 64, 64))
+    assert out["res2"].shape[-2:] == (16, 16) and out["res4"].shape[-2:] == out["res5"].shape[-2:] == (8, 8)
+    for m in model.modules():  # every dilated 3×3 conv keeps the spatial size
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+            assert m.padding == m.dilation
+
+
+def test_output_stride_8_dilations_follow_torchvision():
+    """Bottleneck: identical to torchvision's replace_stride_with_dilation=[False, True, True];
+    BasicBlock (which torchvision refuses): the same rule, first block at the previous dilation."""
+    ours = ResNet(depth=50, out_features=["res5"], res4_dilation=2, res5_dilation=4, stride_in_1x1=False)
+    tv = resnet50(replace_stride_with_dilation=[False, True, True])
+    for stage, layer in (("res4", tv.layer3), ("res5", tv.layer4)):
+        assert _conv_dilations(getattr(ours, stage)) == _conv_dilations(layer)
+        assert [m.stride for m in getattr(ours, stage).modules() if isinstance(m, nn.Conv2d)] == [
+            m.stride for m in layer.modules() if isinstance(m, nn.Conv2d)]
+    assert _conv_dilations(ours.res4) == [1] + [2] * 5 and _conv_dilations(ours.res5) == [2, 4, 4]
+    basic = ResNet(depth=18, out_features=["res5"], res4_dilation=2, res5_dilation=4)
+    assert _conv_dilations(basic.res4) == [1, 1, 2, 2] and _conv_dilations(basic.res5) == [2, 2, 4, 4]
+    assert all(m.stride == (1, 1) for stage in (basic.res4, basic.res5) for m in stage.modules()
+               if isinstance(m, nn.Conv2d))
+
+
+@pytest.mark.parametrize("dilations", [(2, 1), (2, 2), (1, 4), (4, 8)])
+def test_unsupported_dilations_are_reported(dilations):
+    with pytest.raises(ValueError, match=r"use \(1, 1\) for output stride 32, \(1, 2\) for 16 or \(2, 4\) for 8"):
+        ResNet(depth=18, res4_dilation=dilations[0], res5_dilation=dilations[1])
+
+
+def test_res4_dilation_from_config():
+    cfg = _r18_cfg("build_resnet_backbone")
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res5"]
+    cfg.MODEL.RESNETS.RES4_DILATION, cfg.MODEL.RESNETS.RES5_DILATION = 2, 4
+    assert build_backbone(cfg).output_shape() == {
+        "res2": ShapeSpec(channels=64, stride=4), "res5": ShapeSpec(channels=512, stride=8)}
+
+
 # ----------------------------------------------------------------------------- norms / freezing
 @pytest.mark.parametrize(
     "norm, cls",

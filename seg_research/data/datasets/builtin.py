@@ -22,6 +22,14 @@ Their loaders check the files only when called.
 COCO 2017 instances (files under ``get_datasets_root()/coco``): ``coco_2017_{train,val}`` with
 ``annotations/instances_{train,val}2017.json`` and images in ``{train,val}2017/``; class
 names and the id mapping are read from the json when the dataset is first loaded.
+
+COCO 2017 panoptic (same root): ``coco_2017_{train,val}_panoptic`` (standard metadata
+convention) and ``coco_2017_{train,val}_panoptic_separated`` (separated, for PanopticFPN) with
+``annotations/panoptic_{train,val}2017.json``, PNGs in ``panoptic_{train,val}2017/``, the
+instances json above and, for ``_separated``, the stuff PNGs in ``panoptic_stuff_{train,val}2017/``
+(made by ``datasets/prepare_panoptic_fpn.py``). The 133 categories (names, ids, isthing) are
+read from the panoptic json when the dataset is first loaded; until then the metadata has the
+paths, ``evaluator_type`` and labels but no class keys.
 """
 from __future__ import annotations
 
@@ -31,13 +39,22 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 
-from .coco import load_sem_seg, register_coco_instances
-from .coco_panoptic import panoptic_metadata, register_coco_panoptic, register_coco_panoptic_separated
+from seg_research.data.errors import DataError
+
+from .coco import load_sem_seg, read_json, register_coco_instances
+from .coco_panoptic import (
+    _load_separated,
+    load_coco_panoptic_json,
+    panoptic_metadata,
+    register_coco_panoptic,
+    register_coco_panoptic_separated,
+)
 from .mads import register_all_mads
 from .ph2 import register_all_ph2
 from .shapes import CATEGORIES, generate_shapes
 
-__all__ = ["get_datasets_root", "shapes_split_params", "register_all_shapes", "register_all_coco"]
+__all__ = ["get_datasets_root", "shapes_split_params", "register_all_shapes", "register_all_coco",
+           "register_all_coco_panoptic"]
 
 #: split -> (env var with its number of images, default number of images, seed)
 _SHAPES_SPLITS = {"train": ("SEG_SHAPES_TRAIN", 400, 0), "val": ("SEG_SHAPES_VAL", 100, 1)}
@@ -121,7 +138,57 @@ def register_all_coco(root: str) -> None:
                                 os.path.join(coco, f"{split}2017"))
 
 
+def _json_class_metadata(name: str, panoptic_json: str, separated: bool) -> Dict[str, Any]:
+    """Class metadata from the categories of ``panoptic_json``, also set on ``MetadataCatalog.get(name)``."""
+    data = read_json(panoptic_json)
+    categories = data.get("categories") if isinstance(data, dict) else None
+    if not isinstance(categories, list) or not categories:
+        raise DataError("The panoptic json has no 'categories' list ([{id, name, isthing}, ...]); it is needed "
+                        "for the class names and ids. Use the official panoptic_{train,val}2017.json.",
+                        file_name=panoptic_json)
+    metadata = panoptic_metadata(categories, separated=separated)
+    MetadataCatalog.get(name).set(**metadata)
+    return metadata
+
+
+def _load_coco_panoptic(name: str, image_root: str, panoptic_root: str, panoptic_json: str) -> List[Dict[str, Any]]:
+    metadata = _json_class_metadata(name, panoptic_json, separated=False)
+    return load_coco_panoptic_json(panoptic_json, image_root, panoptic_root, metadata)
+
+
+def _load_coco_panoptic_separated(name: str, image_root: str, panoptic_root: str, panoptic_json: str,
+                                  sem_seg_root: str, instances_json: str) -> List[Dict[str, Any]]:
+    metadata = _json_class_metadata(name, panoptic_json, separated=True)
+    return _load_separated(name, metadata, image_root, panoptic_root, panoptic_json, sem_seg_root, instances_json,
+                           allow_outside_root=False)
+
+
+def register_all_coco_panoptic(root: str) -> None:
+    """Register ``coco_2017_{train,val}_panoptic[_separated]`` (module doc) with their files under
+    ``root/coco``, without reading them: the class metadata comes from the panoptic json at first load."""
+    coco = os.path.join(root, "coco")
+    for split in ("train", "val"):
+        name = f"coco_2017_{split}_panoptic"
+        image_root = os.path.join(coco, f"{split}2017")
+        panoptic_root = os.path.join(coco, f"panoptic_{split}2017")
+        panoptic_json = os.path.join(coco, "annotations", f"panoptic_{split}2017.json")
+        instances_json = os.path.join(coco, "annotations", f"instances_{split}2017.json")
+        sem_seg_root = os.path.join(coco, f"panoptic_stuff_{split}2017")
+        common = dict(image_root=image_root, panoptic_root=panoptic_root, panoptic_json=panoptic_json,
+                      json_file=instances_json, evaluator_type="coco_panoptic_seg", ignore_label=255,
+                      label_divisor=1000)
+        DatasetCatalog.register(name, functools.partial(_load_coco_panoptic, name, image_root, panoptic_root,
+                                                        panoptic_json))
+        MetadataCatalog.get(name).set(**common)
+        separated = name + "_separated"
+        DatasetCatalog.register(separated, functools.partial(_load_coco_panoptic_separated, separated, image_root,
+                                                             panoptic_root, panoptic_json, sem_seg_root,
+                                                             instances_json))
+        MetadataCatalog.get(separated).set(sem_seg_root=sem_seg_root, **common)
+
+
 register_all_shapes(get_datasets_root())
 register_all_coco(get_datasets_root())
+register_all_coco_panoptic(get_datasets_root())
 register_all_ph2(get_datasets_root())
 register_all_mads(get_datasets_root())

@@ -6,7 +6,10 @@ Module layout (torchvision's names under detectron2's stage names)::
     res2, res3, res4, res5                          <- torchvision layer1 .. layer4
 
 so a torchvision ImageNet state_dict loads after :func:`convert_torchvision_resnet_state_dict`.
-Strides: stem 4, res2 4, res3 8, res4 16, res5 32 (16 with ``res5_dilation=2``).
+Strides: stem 4, res2 4, res3 8, res4 16, res5 32. Dilated stages trade their stride-2 for
+dilated 3×3 convs (DeepLab's "output stride"): ``res5_dilation=2`` keeps res5 at stride 16
+(output stride 16); ``res4_dilation=2, res5_dilation=4`` keeps res4 and res5 at stride 8
+(output stride 8).
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ _ARCHS: Dict[int, Tuple[Callable[..., tv_resnet.ResNet], Type[nn.Module]]] = {
 }
 _STAGE_NAMES = ("res2", "res3", "res4", "res5")  # torchvision layer1 .. layer4
 _STEM_CHANNELS = 64  # fixed by torchvision's ResNet
+# (res4_dilation, res5_dilation) for output stride 32, 16 and 8: a dilated stage doubles the previous dilation.
+_SUPPORTED_DILATIONS = ((1, 1), (1, 2), (2, 4))
 # torchvision top-level module name -> ours; "fc" (the classifier) has no counterpart.
 _TORCHVISION_TO_OURS = {
     "conv1": "stem.conv1",
@@ -52,17 +57,19 @@ def _move_stride_to_1x1(stage: nn.Sequential) -> None:
     first.conv1.stride, first.conv2.stride = first.conv2.stride, (1, 1)
 
 
-def _dilate_basic_stage(stage: nn.Sequential, dilation: int) -> None:
+def _dilate_basic_stage(stage: nn.Sequential, dilation: int, previous_dilation: int) -> None:
     """Turn a stride-2 stage of BasicBlocks into a stride-1 dilated one, following torchvision's
     ``replace_stride_with_dilation`` for Bottlenecks (which torchvision refuses for BasicBlock):
-    the first block loses its stride (conv1 and the downsample 1×1), the later blocks get
-    ``dilation`` (and the matching padding) in both 3×3 convs."""
+    the first block loses its stride (conv1 and the downsample 1×1) and keeps the previous
+    stage's ``previous_dilation``, the later blocks get ``dilation``; both 3×3 convs of a block
+    get its dilation and the matching same-size padding."""
     first = stage[0]
     first.conv1.stride = (1, 1)
     first.downsample[0].stride = (1, 1)
-    for block in stage[1:]:
+    for i, block in enumerate(stage):
+        block_dilation = previous_dilation if i == 0 else dilation
         for conv in (block.conv1, block.conv2):
-            conv.dilation = conv.padding = (dilation, dilation)
+            conv.dilation = conv.padding = (block_dilation, block_dilation)
 
 
 class ResNet(Backbone):
@@ -82,6 +89,7 @@ class ResNet(Backbone):
         norm: str = "FrozenBN",
         freeze_at: int = 0,
         stride_in_1x1: bool = True,
+        res4_dilation: int = 1,
         res5_dilation: int = 1,
         in_channels: int = 3,
         num_groups: int = 1,
@@ -96,15 +104,20 @@ class ResNet(Backbone):
             stride_in_1x1: Bottleneck only: put each stage's stride-2 on the first 1×1 conv (MSRA /
                 detectron2 weights) instead of the 3×3 conv (torchvision weights). BasicBlock has
                 no 1×1 conv, so it is ignored there.
-            res5_dilation: 1, or 2 to keep res5 at stride 16 with dilated 3×3 convs.
+            res4_dilation, res5_dilation: dilation of the 3×3 convs of res4 / res5 in place of
+                their stride 2: (1, 1) output stride 32, (1, 2) res5 at stride 16, (2, 4) res4
+                and res5 at stride 8.
             in_channels: C of the input images (the stem conv is rebuilt when it is not 3).
             num_groups, width_per_group: ResNeXt settings, passed to torchvision (Bottleneck only).
         """
         super().__init__()
         if depth not in _ARCHS:
             raise ValueError(f"ResNet depth {depth} is not supported; use one of {sorted(_ARCHS)}.")
-        if res5_dilation not in (1, 2):
-            raise ValueError(f"res5_dilation must be 1 or 2, got {res5_dilation}.")
+        if (res4_dilation, res5_dilation) not in _SUPPORTED_DILATIONS:
+            raise ValueError(
+                f"(res4_dilation, res5_dilation) = ({res4_dilation}, {res5_dilation}) is not supported; use (1, 1) "
+                "for output stride 32, (1, 2) for 16 or (2, 4) for 8 (MODEL.RESNETS.RES4_DILATION / RES5_DILATION)."
+            )
         if norm == "":
             raise ValueError(
                 "ResNet needs a norm layer (its convs have no bias): use 'FrozenBN', 'BN', 'SyncBN' or 'GN'."
@@ -121,10 +134,14 @@ class ResNet(Backbone):
             norm_layer=functools.partial(get_norm, norm),
             groups=num_groups,
             width_per_group=width_per_group,
-            replace_stride_with_dilation=[False, False, is_bottleneck and res5_dilation == 2],
+            replace_stride_with_dilation=[False, is_bottleneck and res4_dilation > 1,
+                                          is_bottleneck and res5_dilation > 1],
         )
-        if not is_bottleneck and res5_dilation == 2:
-            _dilate_basic_stage(net.layer4, res5_dilation)
+        if not is_bottleneck:
+            if res4_dilation > 1:
+                _dilate_basic_stage(net.layer3, res4_dilation, previous_dilation=1)
+            if res5_dilation > 1:
+                _dilate_basic_stage(net.layer4, res5_dilation, previous_dilation=res4_dilation)
         if is_bottleneck and stride_in_1x1:
             for stage in (net.layer2, net.layer3, net.layer4):
                 _move_stride_to_1x1(stage)
@@ -146,8 +163,8 @@ class ResNet(Backbone):
         for i, name in enumerate(_STAGE_NAMES):
             self._out_feature_channels[name] = 64 * 2**i * block_cls.expansion
             self._out_feature_strides[name] = 4 * 2**i
-        if res5_dilation == 2:
-            self._out_feature_strides["res5"] = 16
+        self._out_feature_strides["res4"] //= res4_dilation
+        self._out_feature_strides["res5"] //= res5_dilation
         self._out_features = [name for name in valid if name in out_features]
         self.freeze(freeze_at)
 
@@ -174,6 +191,7 @@ class ResNet(Backbone):
             "norm": r.NORM,
             "freeze_at": cfg.MODEL.BACKBONE.FREEZE_AT,
             "stride_in_1x1": r.STRIDE_IN_1X1,
+            "res4_dilation": r.RES4_DILATION,
             "res5_dilation": r.RES5_DILATION,
             "in_channels": channels or len(cfg.MODEL.PIXEL_MEAN),
             "num_groups": r.NUM_GROUPS,

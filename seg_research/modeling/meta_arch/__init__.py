@@ -1,6 +1,8 @@
 from .build import META_ARCH_REGISTRY, build_model
+from .panoptic_fpn import PanopticFPN
 from .rcnn import GeneralizedRCNN
 from .semantic_seg import SemanticSegmentor
 from .tiny_semseg import TinySemSegNet
 
-__all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "SemanticSegmentor", "TinySemSegNet"]
+__all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "PanopticFPN", "SemanticSegmentor",
+           "TinySemSegNet"]
