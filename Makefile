@@ -3,9 +3,9 @@ PY ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEMO_CONFIG ?= configs/Shapes/demo.yaml
+DEMO_CONFIG ?= configs/Shapes/mask_rcnn_R_18_FPN_demo.yaml
 DEMO_OUTPUT ?= output/demo
-DEMO_DATASET ?= shapes_val_sem_seg
+DEMO_DATASET ?= shapes_val
 
 .PHONY: setup test demo clean
 
