@@ -241,14 +241,9 @@ BUILTIN = [f"shapes_{s}{suffix}" for s in ("train", "val")
 
 
 @pytest.fixture
-def builtin_names_free():
+def builtin_names_free(set_aside_registrations):
     """Set the import-time Shapes registrations aside during the test, then restore them."""
-    saved = {name: (DatasetCatalog.pop(name), MetadataCatalog.pop(name)) for name in BUILTIN}
-    yield
-    for name, (loader, meta) in saved.items():
-        DatasetCatalog.pop(name, None)
-        DatasetCatalog.register(name, loader)
-        MetadataCatalog[name] = meta
+    set_aside_registrations(BUILTIN)
 
 
 def test_builtin_registration_is_lazy_then_generates(tmp_path, monkeypatch, builtin_names_free):
