@@ -6,9 +6,9 @@ from typing import List, Sequence, Tuple, Union
 
 import torch
 from torch import nn
-from torchvision.ops import roi_align
 from torchvision.ops.poolers import LevelMapper
 
+from ..layers.roi_align import multilevel_roi_align, roi_align
 from ..structures import Boxes
 
 __all__ = ["ROIPooler", "POOLER_TYPES"]
@@ -79,6 +79,9 @@ class ROIPooler(nn.Module):
         if len(self.scales) == 1:
             return self._pool(features[0], rois, self.scales[0])
         level_of_box = self.level_mapper([b.tensor for b in box_lists])
+        if features[0].device.type == "cpu":  # one sparse product over all levels
+            return multilevel_roi_align(features, rois, level_of_box.long(), self.output_size, self.scales,
+                                        self.sampling_ratio, self.aligned)
         output = features[0].new_zeros((len(rois), features[0].shape[1], *self.output_size))
         for level, (feature, scale) in enumerate(zip(features, self.scales)):
             index = (level_of_box == level).nonzero().squeeze(1)

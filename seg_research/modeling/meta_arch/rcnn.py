@@ -105,9 +105,17 @@ class GeneralizedRCNN(nn.Module):
         return self.pixel_mean.device
 
     def preprocess_image(self, batched_inputs: List[Dict[str, torch.Tensor]]) -> ImageList:
-        """Normalize each image and pad the batch to the backbone's size divisibility."""
+        """Normalize each image and pad the batch to the backbone's size divisibility.
+
+        On the CPU the batch is stored channels-last, so that the whole network runs in that
+        memory layout (oneDNN's native one: no layout conversion around each convolution, and
+        the ROI poolers read the features without a transposing copy). Values are unchanged.
+        """
         images = [(x["image"].to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        return ImageList.from_tensors(images, **self.backbone.padding_constraints)
+        images = ImageList.from_tensors(images, **self.backbone.padding_constraints)
+        if self.device.type == "cpu" and images.tensor.dim() == 4:
+            images.tensor = images.tensor.contiguous(memory_format=torch.channels_last)
+        return images
 
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
         """Loss dict in training mode, per-image outputs otherwise (see the class doc)."""

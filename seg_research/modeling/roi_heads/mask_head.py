@@ -28,8 +28,9 @@ def mask_rcnn_loss(pred_mask_logits: torch.Tensor, instances: List[Instances]) -
     """Per-pixel binary cross-entropy of each ROI's ground-truth-class mask (mean over pixels).
 
     Args:
-        pred_mask_logits: float (R, K, M, M) (or (R, 1, M, M) class-agnostic) for the
-            foreground ROIs of ``instances``, in order.
+        pred_mask_logits: float (R, K, M, M) for the foreground ROIs of ``instances``, in
+            order; or (R, 1, M, M): class-agnostic masks, or only the logits of each ROI's
+            ground-truth class (:meth:`MaskRCNNConvUpsampleHead.gt_class_logits`).
         instances: per image, foreground ROIs with ``proposal_boxes``, ``gt_classes`` and
             ``gt_masks`` (PolygonMasks or BitMasks, the matched ground truth of each ROI).
 
@@ -115,11 +116,30 @@ class MaskRCNNConvUpsampleHead(nn.Module):
             "conv_norm": head.NORM,
         }
 
-    def layers(self, x: torch.Tensor) -> torch.Tensor:
-        """(R, C, S, S) features -> (R, num_classes, 2S, 2S) mask logits."""
+    def upsampled(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, C, S, S) features -> (R, conv_dims[-1], 2S, 2S) features before the predictor."""
         for k in range(self.num_convs):
             x = getattr(self, f"mask_fcn{k + 1}")(x)
-        return self.predictor(F.relu(self.deconv(x)))
+        return F.relu(self.deconv(x))
+
+    def layers(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, C, S, S) features -> (R, num_classes, 2S, 2S) mask logits."""
+        return self.predictor(self.upsampled(x))
+
+    def gt_class_logits(self, x: torch.Tensor, instances: List[Instances]) -> torch.Tensor:
+        """(R, 1, 2S, 2S) logits of each ROI's ground-truth class only, for the loss.
+
+        The same numbers as ``self.layers(x)[range(R), gt_classes][:, None]``: the predictor's
+        1×1 convolution restricted to one filter per ROI, without computing the other K - 1 maps
+        (whose loss gradient is zero anyway).
+        """
+        x = self.upsampled(x)
+        if self.predictor.out_channels == 1 or len(x) == 0:
+            return self.predictor(x)
+        classes = torch.cat([p.gt_classes for p in instances])
+        weight = self.predictor.weight[classes, :, 0, 0]  # (R, C)
+        logits = torch.einsum("rchw,rc->rhw", x, weight) + self.predictor.bias[classes][:, None, None]
+        return logits[:, None]
 
     def forward(self, x: torch.Tensor, instances: List[Instances]) -> Union[Dict[str, torch.Tensor], List[Instances]]:
         """
@@ -128,10 +148,9 @@ class MaskRCNNConvUpsampleHead(nn.Module):
             instances: training: per image, foreground proposals (see :func:`mask_rcnn_loss`);
                 inference: per image, detections with ``pred_classes``.
         """
-        logits = self.layers(x)
         if self.training:
-            return {"loss_mask": mask_rcnn_loss(logits, instances) * self.loss_weight}
-        mask_rcnn_inference(logits, instances)
+            return {"loss_mask": mask_rcnn_loss(self.gt_class_logits(x, instances), instances) * self.loss_weight}
+        mask_rcnn_inference(self.layers(x), instances)
         return instances
 
 

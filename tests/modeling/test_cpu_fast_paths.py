@@ -1,0 +1,59 @@
+"""CPU speed-ups that must not change results: the ROIPooler's sparse RoIAlign against torchvision's
+MultiScaleRoIAlign, the mask head's ground-truth-class logits, and channels-last preprocessing."""
+import torch
+from torchvision.ops import MultiScaleRoIAlign
+
+from seg_research.layers import ShapeSpec
+from seg_research.modeling.poolers import ROIPooler
+from seg_research.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_loss
+from seg_research.structures import BitMasks, Boxes, Instances
+
+
+def _boxes():
+    """Boxes on 256×256 inputs for each level: sqrt(area) < 112 -> p2, < 224 -> p3, < 448 -> p4, else p5."""
+    return [Boxes(torch.tensor([[4.0, 6.0, 20.0, 30.0], [0.0, 0.0, 250.0, 240.0], [50.0, 40.0, 51.0, 41.0]])),
+            Boxes(torch.tensor([[10.0, 10.0, 170.0, 190.0], [-100.0, -80.0, 400.0, 420.0]]))]
+
+
+def test_pooler_values_and_gradients_equal_torchvision_multiscale_roi_align():
+    g = torch.Generator().manual_seed(0)
+    features = [torch.randn(2, 4, 256 // s, 256 // s, dtype=torch.float64, generator=g, requires_grad=True)
+                for s in (4, 8, 16, 32)]
+    ours = ROIPooler(7, [1 / 4, 1 / 8, 1 / 16, 1 / 32], sampling_ratio=2, pooler_type="ROIAlign")
+    reference = MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 7, sampling_ratio=2)
+    boxes = _boxes()
+    out = ours(features, boxes)
+    expected = reference(dict(zip(["p2", "p3", "p4", "p5"], features)), [b.tensor.double() for b in boxes],
+                         [(256, 256), (256, 256)])
+    assert ours.level_mapper([torch.cat([b.tensor for b in boxes])]).tolist() == [0, 2, 0, 1, 3]
+    assert out.shape == (5, 4, 7, 7) and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    grad_output = torch.randn(out.shape, dtype=torch.float64, generator=g)
+    grads = torch.autograd.grad(out, features, grad_output)
+    expected_grads = torch.autograd.grad(expected, features, grad_output)
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)
+
+
+def test_mask_head_loss_from_ground_truth_class_logits_equals_the_full_logits_loss():
+    torch.manual_seed(0)
+    head = MaskRCNNConvUpsampleHead(ShapeSpec(channels=8), num_classes=5, conv_dims=[16, 8])
+    torch.nn.init.normal_(head.predictor.weight, std=0.5)
+    torch.nn.init.normal_(head.predictor.bias, std=0.5)
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[0, 2:9, 3:12], masks[1, 5:16, 0:6] = True, True
+    rois = [Instances((16, 16), proposal_boxes=Boxes(torch.tensor([[1.0, 1.0, 12.0, 10.0], [0.0, 4.0, 8.0, 16.0]])),
+                      gt_classes=torch.tensor([3, 1]), gt_masks=BitMasks(masks)),
+            Instances((16, 16), proposal_boxes=Boxes(torch.tensor([[2.0, 2.0, 9.0, 9.0]])),
+                      gt_classes=torch.tensor([4]), gt_masks=BitMasks(masks[:1]))]
+    x = torch.randn(3, 8, 7, 7)
+    selected = head.gt_class_logits(x, rois)
+    full = head.layers(x)
+    assert selected.shape == (3, 1, 14, 14)
+    torch.testing.assert_close(selected[:, 0], full[torch.arange(3), torch.tensor([3, 1, 4])], rtol=1e-5, atol=1e-6)
+    head.train()
+    loss = head(x, rois)["loss_mask"]
+    torch.testing.assert_close(loss, mask_rcnn_loss(full, rois), rtol=1e-5, atol=1e-6)
+    loss.backward()
+    weight_grad = head.predictor.weight.grad[:, :, 0, 0]
+    assert weight_grad[[1, 3, 4]].abs().sum() > 0 and weight_grad[[0, 2]].abs().sum() == 0

@@ -1,0 +1,51 @@
+"""tools/benchmark.py emits one valid JSON line per implementation (tiny config, one timed step)."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import seg_research.data.datasets.builtin  # noqa: F401
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.path.join(REPO, "tools", "benchmark.py")
+CONFIG = os.path.join(REPO, "configs", "Shapes", "mask_rcnn_R_18_FPN_instant_test.yaml")
+REQUIRED = {"impl", "task", "config", "median_s", "min_s", "max_s", "n", "torch", "torchvision", "threads", "device",
+            "peak_rss_mb"}
+
+
+def _main(argv):
+    spec = importlib.util.spec_from_file_location("_tool_benchmark", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def test_train_compare_torchvision_prints_and_appends_two_json_lines(tmp_path):
+    out = tmp_path / "bench.jsonl"
+    proc = subprocess.run([sys.executable, TOOL, "--config-file", CONFIG, "--task", "train", "--iters", "1",
+                           "--warmup", "0", "--compare", "torchvision", "--json", str(out), "--threads", "1"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [json.loads(line) for line in out.read_text().splitlines()] == printed
+    assert [r["impl"] for r in printed] == ["seg_research", "torchvision"]
+    for record in printed:
+        assert REQUIRED <= set(record)
+        assert record["task"] == "train" and record["n"] == 1 and record["threads"] == 1
+        assert record["batch_size"] == 2 and record["image_size"] == [64, 64] and record["instances_per_image"] == 5
+        assert 0 < record["min_s"] == record["median_s"] == record["max_s"] and record["peak_rss_mb"] > 0
+        assert record["mask_rois"] > 0
+
+
+@pytest.mark.parametrize("task, extra", [("inference", {"raw_median_s"}), ("data", {"images_per_s"}),
+                                         ("eval", {"evaluator", "num_images"})])
+def test_other_tasks_emit_their_record(tmp_path, task, extra):
+    (record,) = _main(["--config-file", CONFIG, "--task", task, "--iters", "1", "--warmup", "0", "--threads", "1",
+                       "OUTPUT_DIR", str(tmp_path)])
+    assert REQUIRED | extra <= set(record)
+    assert record["impl"] == "seg_research" and record["task"] == task and record["median_s"] > 0
+    if task == "eval":
+        assert record["evaluator"] == "COCOEvaluator" and record["num_images"] == 6
