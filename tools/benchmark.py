@@ -28,6 +28,7 @@ same inputs, alternating the two implementations step by step in this process.
 from __future__ import annotations
 
 import argparse
+import copy
 import contextlib
 import datetime
 import json
@@ -61,6 +62,7 @@ from seg_research.evaluation import build_evaluator
 from seg_research.modeling import build_model
 from seg_research.solver import build_optimizer
 from seg_research.structures import BitMasks, Boxes, Instances
+from seg_research.utils.env import keep_freed_memory
 
 TASKS = ("train", "inference", "data", "eval")
 #: One image's inputs, converted for each implementation: see :func:`synthetic_samples`.
@@ -173,7 +175,7 @@ def base_record(args: argparse.Namespace, cfg: CfgNode, impl: str) -> Dict[str, 
         "impl": impl, "task": args.task, "config": args.config_file, "opts": list(args.opts or []),
         "n": args.iters, "warmup": args.warmup, "torch": torch.__version__, "torchvision": torchvision.__version__,
         "python": platform.python_version(), "threads": torch.get_num_threads(), "device": cfg.MODEL.DEVICE,
-        "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "keep_freed_memory": args.keep_freed_memory,
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
     }
 
@@ -427,7 +429,18 @@ def bench_train(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
             optimizer.step()
         return run
 
+    # Warm-up steps train each model on its own (random-init proposals are poor; after an update the
+    # ROI heads get their usual share of foreground ROIs). Then, when comparing, both take torchvision's
+    # weights, and every timed step starts from them (reloaded untimed): the two implementations see the
+    # same proposals and, with the same seed, sample the same ROIs at every step, i.e. do the same work.
+    snapshot: Dict[str, Dict[str, torch.Tensor]] = {}
     for i, impl in _alternate(models, total):
+        if i == args.warmup and not snapshot:
+            if "torchvision" in models:
+                load_torchvision_weights(models["seg_research"], models["torchvision"])
+            snapshot = {name: copy.deepcopy(model.state_dict()) for name, model in models.items()}
+        if snapshot:
+            models[impl].load_state_dict(snapshot[impl])
         torch.manual_seed(args.seed + i)  # the same ROI sampling draws for both implementations
         timer(impl, step(impl, batches[i]), record=i >= args.warmup)
     records = []
@@ -521,6 +534,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     args = parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     cfg = setup_cfg(args)
+    args.keep_freed_memory = cfg.MODEL.DEVICE == "cpu" and keep_freed_memory()  # as train_net.py does
     records = BENCHMARKS[args.task](args, cfg, Timer(torch.device(cfg.MODEL.DEVICE)))
     for record in records:
         emit(record, args.json)

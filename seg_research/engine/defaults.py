@@ -20,7 +20,7 @@ from ..evaluation import DatasetEvaluator, build_evaluator, inference_on_dataset
 from ..modeling import build_model
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils import comm
-from ..utils.env import seed_all_rng
+from ..utils.env import keep_freed_memory, seed_all_rng
 from ..utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from ..utils.file_io import atomic_open, atomic_write_json
 from ..utils.logger import setup_logger
@@ -109,6 +109,8 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> No
         with atomic_open(path, "w", encoding="utf-8") as f:
             f.write(cfg.dump())
         log.info(f"Full config saved to {path}")
+    if cfg.MODEL.DEVICE == "cpu" and keep_freed_memory():
+        log.info("CPU run: glibc malloc keeps freed memory for reuse (SEG_KEEP_FREED_MEMORY=0 to opt out).")
     seed = cfg.SEED if cfg.SEED < 0 else cfg.SEED + rank
     seed_all_rng(None if seed < 0 else seed)
     if cfg.CUDNN_BENCHMARK:

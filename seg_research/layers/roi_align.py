@@ -144,7 +144,9 @@ class _SparseRoIAlign(torch.autograd.Function):
         ctx.save_for_backward(matrix)
         ctx.shapes = [f.shape for f in features]
         rows = [_channels_last_rows(f) for f in features]
-        pooled = torch.sparse.mm(matrix, rows[0] if len(rows) == 1 else torch.cat(rows))
+        dense = rows[0] if len(rows) == 1 else torch.cat(rows)
+        # mm with an ``out`` buffer: torch.sparse.mm would zero-fill a result and copy it once more
+        pooled = torch.mm(matrix, dense, out=dense.new_empty(matrix.shape[0], dense.shape[1]))
         channels = features[0].shape[1]
         return pooled.view(-1, *output_size, channels).permute(0, 3, 1, 2)
 

@@ -1,9 +1,13 @@
 """CPU speed-ups that must not change results: the ROIPooler's sparse RoIAlign against torchvision's
-MultiScaleRoIAlign, the mask head's ground-truth-class logits, and channels-last preprocessing."""
+MultiScaleRoIAlign, the mask head's fused one-class logits, and channels-last preprocessing."""
+import pytest
 import torch
+import torch.nn.functional as F
 from torchvision.ops import MultiScaleRoIAlign
 
 from seg_research.layers import ShapeSpec
+from seg_research.layers import deconv_predictor
+from seg_research.layers.deconv_predictor import deconv_relu_class_logits
 from seg_research.modeling.poolers import ROIPooler
 from seg_research.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_loss
 from seg_research.structures import BitMasks, Boxes, Instances
@@ -47,7 +51,7 @@ def test_mask_head_loss_from_ground_truth_class_logits_equals_the_full_logits_lo
             Instances((16, 16), proposal_boxes=Boxes(torch.tensor([[2.0, 2.0, 9.0, 9.0]])),
                       gt_classes=torch.tensor([4]), gt_masks=BitMasks(masks[:1]))]
     x = torch.randn(3, 8, 7, 7)
-    selected = head.gt_class_logits(x, rois)
+    selected = head.class_logits(x, torch.tensor([3, 1, 4]))
     full = head.layers(x)
     assert selected.shape == (3, 1, 14, 14)
     torch.testing.assert_close(selected[:, 0], full[torch.arange(3), torch.tensor([3, 1, 4])], rtol=1e-5, atol=1e-6)
@@ -57,3 +61,68 @@ def test_mask_head_loss_from_ground_truth_class_logits_equals_the_full_logits_lo
     loss.backward()
     weight_grad = head.predictor.weight.grad[:, :, 0, 0]
     assert weight_grad[[1, 3, 4]].abs().sum() > 0 and weight_grad[[0, 2]].abs().sum() == 0
+
+
+def _unfused(x, deconv_weight, deconv_bias, class_weight, class_bias):
+    upsampled = F.relu(F.conv_transpose2d(x, deconv_weight, deconv_bias, stride=2))
+    return torch.einsum("rdhw,rd->rhw", upsampled, class_weight) + class_bias[:, None, None]
+
+
+@pytest.mark.parametrize("block_floats", [1 << 20, 3 * 4 * 4 * 4])  # one block; 3 ROIs per block (3 blocks)
+def test_fused_deconv_relu_class_logits_values_and_gradients_equal_the_layers(monkeypatch, block_floats):
+    monkeypatch.setattr(deconv_predictor, "_BLOCK_FLOATS", block_floats)
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(7, 5, 3, 3, generator=g).to(memory_format=torch.channels_last),  # x: R=7, C=5, S=3
+              torch.randn(5, 4, 2, 2, generator=g), torch.randn(4, generator=g),        # deconv: D=4
+              torch.randn(7, 4, generator=g), torch.randn(7, generator=g)]              # per-ROI class filter
+    inputs = [t.double().requires_grad_() for t in inputs]
+    fused = deconv_relu_class_logits(*inputs)
+    expected = _unfused(*inputs)
+    assert fused.shape == (7, 6, 6)
+    torch.testing.assert_close(fused, expected, rtol=0, atol=1e-12)
+    grad_output = torch.randn(fused.shape, dtype=torch.float64, generator=g)
+    for grad, expected_grad in zip(torch.autograd.grad(fused, inputs, grad_output),
+                                   torch.autograd.grad(expected, inputs, grad_output)):
+        torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(deconv_relu_class_logits, [t.detach()[:4].requires_grad_() if i in (0, 3, 4)
+                                                               else t.detach().requires_grad_()
+                                                               for i, t in enumerate(inputs)])
+
+
+def test_fused_deconv_refuses_other_kernels():
+    with pytest.raises(ValueError, match="2x2 transposed conv"):
+        deconv_relu_class_logits(torch.zeros(1, 2, 3, 3), torch.zeros(2, 2, 3, 3), torch.zeros(2),
+                                 torch.zeros(1, 2), torch.zeros(1))
+
+
+def test_mask_head_inference_keeps_the_predicted_class_map_of_the_full_logits():
+    torch.manual_seed(0)
+    head = MaskRCNNConvUpsampleHead(ShapeSpec(channels=8), num_classes=5, conv_dims=[16, 8]).eval()
+    torch.nn.init.normal_(head.predictor.weight, std=0.5)
+    detections = [Instances((16, 16), pred_classes=torch.tensor([2, 0])), Instances((16, 16), pred_classes=torch.tensor([4]))]
+    x = torch.randn(3, 8, 7, 7)
+    with torch.no_grad():
+        head(x, detections)
+        full = head.layers(x)
+    masks = torch.cat([d.pred_masks for d in detections])
+    assert masks.shape == (3, 1, 14, 14)
+    torch.testing.assert_close(masks[:, 0], full[torch.arange(3), torch.tensor([2, 0, 4])].sigmoid(), rtol=1e-5, atol=1e-6)
+
+
+def test_box_head_on_channels_last_features_equals_the_flattened_layers():
+    from seg_research.modeling.roi_heads.box_head import FastRCNNConvFCHead
+
+    torch.manual_seed(0)
+    head = FastRCNNConvFCHead(ShapeSpec(channels=6, height=3, width=3), conv_dims=[], fc_dims=[10, 4]).double()
+    x = torch.randn(5, 6, 3, 3, dtype=torch.float64)
+    x_last = x.clone().to(memory_format=torch.channels_last).requires_grad_()
+    x_plain = x.clone().requires_grad_()
+    out = head(x_last)
+    expected = head.fc_relu2(head.fc2(head.fc_relu1(head.fc1(x_plain.flatten(1)))))
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    grad_output = torch.randn(out.shape, dtype=torch.float64)
+    params = [head.fc1.weight, head.fc1.bias, head.fc2.weight]
+    grads = torch.autograd.grad(out, [x_last, *params], grad_output)
+    expected_grads = torch.autograd.grad(expected, [x_plain, *params], grad_output)
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)

@@ -42,6 +42,8 @@ def test_aspp_rate_d_branch_sees_pixels_d_apart():
     """The rate-3 branch's output at the centre changes with the input 3 pixels away and not 1
     pixel away; the pooling branch is the same at every position."""
     aspp = ASPP(1, 1, (3,), norm="", dropout=0.0).eval()
+    nn.init.ones_(aspp.branches[1][0].weight)  # positive weights: a pixel in view raises the ReLU output
+    nn.init.zeros_(aspp.branches[1][0].bias)
     x = torch.zeros(1, 1, 9, 9)
     centre = aspp.branches[1](x)[0, 0, 4, 4]
     near, far = x.clone(), x.clone()

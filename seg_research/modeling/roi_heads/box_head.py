@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
@@ -11,7 +13,7 @@ from ...config import ConfigError, configurable
 from ...layers import ShapeSpec, get_norm
 from ...utils.registry import Registry
 
-__all__ = ["ROI_BOX_HEAD_REGISTRY", "build_box_head", "FastRCNNConvFCHead", "conv_norm_relu"]
+__all__ = ["ROI_BOX_HEAD_REGISTRY", "build_box_head", "FastRCNNConvFCHead", "conv_norm_relu", "linear_on_channels_last"]
 
 ROI_BOX_HEAD_REGISTRY = Registry("ROI_BOX_HEAD")
 ROI_BOX_HEAD_REGISTRY.__doc__ = """
@@ -28,6 +30,18 @@ def conv_norm_relu(in_channels: int, out_channels: int, norm: str) -> Conv2dNorm
     if block[0].bias is not None:
         nn.init.zeros_(block[0].bias)
     return block
+
+
+def linear_on_channels_last(x: torch.Tensor, fc: nn.Linear) -> torch.Tensor:
+    """``fc(x.flatten(1))`` for channels-last (R, C, H, W) ``x``, without copying ``x`` to (C, H, W) order.
+
+    ``x``'s memory already holds (R, H·W·C) rows, so the product runs on them against ``fc``'s
+    weight columns permuted to (H, W, C) order (a copy of the weight, which is smaller than the
+    features for more than ``fc.out_features`` ROIs; the gradient flows back the same way).
+    """
+    num_rois, channels, height, width = x.shape
+    weight = fc.weight.view(fc.out_features, channels, height, width).permute(0, 2, 3, 1)
+    return F.linear(x.permute(0, 2, 3, 1).reshape(num_rois, -1), weight.reshape(fc.out_features, -1), fc.bias)
 
 
 @ROI_BOX_HEAD_REGISTRY.register()
@@ -67,6 +81,17 @@ class FastRCNNConvFCHead(nn.Sequential):
                 self.add_module(f"fc_relu{k + 1}", nn.ReLU())
                 size = dim
             self._output_size = (size,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, C, S, S) pooled features -> (R, fc_dims[-1]) (or the conv output without fc)."""
+        modules = iter(self)
+        for module in modules:
+            if isinstance(module, nn.Flatten) and not x.is_contiguous() \
+                    and x.is_contiguous(memory_format=torch.channels_last):
+                x = linear_on_channels_last(x, next(modules))
+            else:
+                x = module(x)
+        return x
 
     @classmethod
     def from_config(cls, cfg, input_shape: ShapeSpec) -> dict:

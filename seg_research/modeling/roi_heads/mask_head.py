@@ -9,6 +9,7 @@ from torch import nn
 
 from ...config import ConfigError, configurable
 from ...layers import ShapeSpec
+from ...layers.deconv_predictor import deconv_relu_class_logits
 from ...structures import Instances
 from ...utils.registry import Registry
 from .box_head import conv_norm_relu
@@ -30,7 +31,7 @@ def mask_rcnn_loss(pred_mask_logits: torch.Tensor, instances: List[Instances]) -
     Args:
         pred_mask_logits: float (R, K, M, M) for the foreground ROIs of ``instances``, in
             order; or (R, 1, M, M): class-agnostic masks, or only the logits of each ROI's
-            ground-truth class (:meth:`MaskRCNNConvUpsampleHead.gt_class_logits`).
+            ground-truth class (:meth:`MaskRCNNConvUpsampleHead.class_logits`).
         instances: per image, foreground ROIs with ``proposal_boxes``, ``gt_classes`` and
             ``gt_masks`` (PolygonMasks or BitMasks, the matched ground truth of each ROI).
 
@@ -118,27 +119,31 @@ class MaskRCNNConvUpsampleHead(nn.Module):
 
     def upsampled(self, x: torch.Tensor) -> torch.Tensor:
         """(R, C, S, S) features -> (R, conv_dims[-1], 2S, 2S) features before the predictor."""
+        return F.relu(self.deconv(self.convs(x)))
+
+    def convs(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, C, S, S) features -> (R, conv_dims[-2], S, S) after the 3×3 convs."""
         for k in range(self.num_convs):
             x = getattr(self, f"mask_fcn{k + 1}")(x)
-        return F.relu(self.deconv(x))
+        return x
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
         """(R, C, S, S) features -> (R, num_classes, 2S, 2S) mask logits."""
         return self.predictor(self.upsampled(x))
 
-    def gt_class_logits(self, x: torch.Tensor, instances: List[Instances]) -> torch.Tensor:
-        """(R, 1, 2S, 2S) logits of each ROI's ground-truth class only, for the loss.
+    def class_logits(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """(R, 1, 2S, 2S) logits of class ``classes[r]`` for each ROI r (int64 (R,)).
 
-        The same numbers as ``self.layers(x)[range(R), gt_classes][:, None]``: the predictor's
-        1×1 convolution restricted to one filter per ROI, without computing the other K - 1 maps
-        (whose loss gradient is zero anyway).
+        The same numbers as ``self.layers(x)[range(R), classes][:, None]`` without computing the
+        other K - 1 maps (their loss gradient is zero, and inference keeps only the predicted
+        class): the deconv, ReLU and the predictor's filter of each ROI's class run fused
+        (:func:`deconv_relu_class_logits`), so the (R, D, 2S, 2S) upsampled features are never stored.
         """
-        x = self.upsampled(x)
+        x = self.convs(x)
         if self.predictor.out_channels == 1 or len(x) == 0:
-            return self.predictor(x)
-        classes = torch.cat([p.gt_classes for p in instances])
-        weight = self.predictor.weight[classes, :, 0, 0]  # (R, C)
-        logits = torch.einsum("rchw,rc->rhw", x, weight) + self.predictor.bias[classes][:, None, None]
+            return self.predictor(F.relu(self.deconv(x)))
+        logits = deconv_relu_class_logits(x, self.deconv.weight, self.deconv.bias,
+                                          self.predictor.weight[classes, :, 0, 0], self.predictor.bias[classes])
         return logits[:, None]
 
     def forward(self, x: torch.Tensor, instances: List[Instances]) -> Union[Dict[str, torch.Tensor], List[Instances]]:
@@ -149,8 +154,9 @@ class MaskRCNNConvUpsampleHead(nn.Module):
                 inference: per image, detections with ``pred_classes``.
         """
         if self.training:
-            return {"loss_mask": mask_rcnn_loss(self.gt_class_logits(x, instances), instances) * self.loss_weight}
-        mask_rcnn_inference(self.layers(x), instances)
+            logits = self.class_logits(x, torch.cat([p.gt_classes for p in instances]))
+            return {"loss_mask": mask_rcnn_loss(logits, instances) * self.loss_weight}
+        mask_rcnn_inference(self.class_logits(x, torch.cat([p.pred_classes for p in instances])), instances)
         return instances
 
 
