@@ -1,5 +1,6 @@
-"""Small building blocks shared by the models: shape specs and normalization layers."""
+"""Small building blocks shared by the models: shape specs, conv blocks and normalization layers."""
+from .conv import CONV_INITS, conv_norm_relu
 from .norm import NORM_LAYERS, FrozenBatchNorm2d, convert_frozen_batchnorm, get_norm
 from .shape_spec import ShapeSpec
 
-__all__ = ["ShapeSpec", "NORM_LAYERS", "FrozenBatchNorm2d", "convert_frozen_batchnorm", "get_norm"]
+__all__ = ["ShapeSpec", "CONV_INITS", "conv_norm_relu", "NORM_LAYERS", "FrozenBatchNorm2d", "convert_frozen_batchnorm", "get_norm"]

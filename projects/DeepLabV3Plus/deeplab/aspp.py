@@ -6,7 +6,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .layers import conv_norm_relu
+from seg_research.layers import conv_norm_relu
+
 
 __all__ = ["ASPP"]
 
@@ -44,12 +45,12 @@ class ASPP(nn.Module):
                 f"ASPP needs positive atrous rates (MODEL.SEM_SEG_HEAD.ASPP_DILATIONS), got {list(dilations)}."
             )
         self.branches = nn.ModuleList(
-            [conv_norm_relu(in_channels, out_channels, 1, norm)]
-            + [conv_norm_relu(in_channels, out_channels, 3, norm, dilation=d) for d in dilations]
+            [conv_norm_relu(in_channels, out_channels, 1, norm=norm)]
+            + [conv_norm_relu(in_channels, out_channels, 3, norm=norm, dilation=d) for d in dilations]
         )
-        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_norm_relu(in_channels, out_channels, 1, norm))
+        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_norm_relu(in_channels, out_channels, 1, norm=norm))
         self.project = nn.Sequential(
-            conv_norm_relu((len(dilations) + 2) * out_channels, out_channels, 1, norm), nn.Dropout(dropout)
+            conv_norm_relu((len(dilations) + 2) * out_channels, out_channels, 1, norm=norm), nn.Dropout(dropout)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,11 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from seg_research.config import configurable
-from seg_research.layers import ShapeSpec
+from seg_research.layers import ShapeSpec, conv_norm_relu
 from seg_research.modeling.sem_seg_heads import SEM_SEG_HEADS_REGISTRY, SemSegFPNHead
 
 from .aspp import ASPP
-from .layers import conv_norm_relu
 
 __all__ = ["DeepLabV3PlusHead"]
 
@@ -78,8 +77,8 @@ class DeepLabV3PlusHead(nn.Module):
         self.aspp = ASPP(
             input_shape[self.aspp_feature].channels, aspp_channels, aspp_dilations, norm=norm, dropout=aspp_dropout
         )
-        self.project = conv_norm_relu(low.channels, project_channels, 1, norm)
-        self.fuse = conv_norm_relu(aspp_channels + project_channels, conv_dims, 3, norm)
+        self.project = conv_norm_relu(low.channels, project_channels, 1, norm=norm)
+        self.fuse = conv_norm_relu(aspp_channels + project_channels, conv_dims, 3, norm=norm)
         self.output_head = SemSegFPNHead(
             {"fused": ShapeSpec(channels=conv_dims, stride=low.stride)},
             num_classes=num_classes,

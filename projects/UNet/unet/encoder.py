@@ -7,10 +7,9 @@ import torch
 from torch import nn
 
 from seg_research.config import configurable
-from seg_research.layers import ShapeSpec
+from seg_research.layers import ShapeSpec, conv_norm_relu
 from seg_research.modeling import BACKBONE_REGISTRY, Backbone
 
-from .layers import conv3x3_norm_relu
 
 __all__ = ["UNetEncoder"]
 
@@ -47,7 +46,7 @@ class UNetEncoder(Backbone):
         for i in range(depth):
             name, out_channels = f"enc{i + 1}", base_channels * 2**i
             self.levels[name] = nn.Sequential(
-                conv3x3_norm_relu(channels, out_channels, norm), conv3x3_norm_relu(out_channels, out_channels, norm)
+                conv_norm_relu(channels, out_channels, norm=norm), conv_norm_relu(out_channels, out_channels, norm=norm)
             )
             self._out_features.append(name)
             self._out_feature_channels[name] = out_channels

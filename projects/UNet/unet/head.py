@@ -7,10 +7,9 @@ import torch
 from torch import nn
 
 from seg_research.config import configurable
-from seg_research.layers import ShapeSpec
+from seg_research.layers import ShapeSpec, conv_norm_relu
 from seg_research.modeling.sem_seg_heads import SEM_SEG_HEADS_REGISTRY, SemSegFPNHead
 
-from .layers import conv3x3_norm_relu
 
 __all__ = ["UPSAMPLE_MODES", "UpBlock", "UNetHead"]
 
@@ -43,9 +42,9 @@ class UpBlock(nn.Module):
             raise ValueError(f"Unknown U-Net upsampling '{upsample}' (MODEL.UNET.UPSAMPLE); use one of {UPSAMPLE_MODES}.")
         if num_convs not in (1, 2):
             raise ValueError(f"UpBlock has 1 or 2 convs, got {num_convs}.")
-        convs = [conv3x3_norm_relu(2 * skip_channels, skip_channels, norm)]
+        convs = [conv_norm_relu(2 * skip_channels, skip_channels, norm=norm)]
         if num_convs == 2:
-            convs.append(conv3x3_norm_relu(skip_channels, skip_channels, norm))
+            convs.append(conv_norm_relu(skip_channels, skip_channels, norm=norm))
         self.convs = nn.Sequential(*convs)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

@@ -18,17 +18,15 @@ as ``fpn_lateral{s}.weight -> fpn_lateral{s}.0.weight``, ``fpn_lateral{s}.norm.*
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops.misc import Conv2dNormActivation
 
 from ...config import ConfigError, configurable
-from ...layers import ShapeSpec, get_norm
+from ...layers import ShapeSpec, conv_norm_relu
 from .backbone import Backbone
 from .build import BACKBONE_REGISTRY
 from .resnet import ResNet
@@ -54,22 +52,6 @@ class LastLevelMaxPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         return [F.max_pool2d(x, kernel_size=1, stride=2, padding=0)]
-
-
-def _conv(in_channels: int, out_channels: int, kernel_size: int, norm: str) -> Conv2dNormActivation:
-    """Conv (kaiming-uniform a=1, zero bias) followed by ``norm`` when it is not ""."""
-    block = Conv2dNormActivation(
-        in_channels,
-        out_channels,
-        kernel_size=kernel_size,
-        norm_layer=functools.partial(get_norm, norm) if norm else None,
-        activation_layer=None,
-    )
-    conv = block[0]
-    nn.init.kaiming_uniform_(conv.weight, a=1)
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    return block
 
 
 class FPN(Backbone):
@@ -129,8 +111,8 @@ class FPN(Backbone):
         stages = [int(math.log2(s)) for s in strides]
         self._in_stages = list(zip(in_features, stages))
         for name, stage in self._in_stages:
-            self.add_module(f"fpn_lateral{stage}", _conv(input_shapes[name].channels, out_channels, 1, norm))
-            self.add_module(f"fpn_output{stage}", _conv(out_channels, out_channels, 3, norm))
+            self.add_module(f"fpn_lateral{stage}", conv_norm_relu(input_shapes[name].channels, out_channels, 1, norm=norm, relu=False, init="xavier"))
+            self.add_module(f"fpn_output{stage}", conv_norm_relu(out_channels, out_channels, 3, norm=norm, relu=False, init="xavier"))
         self._out_feature_strides = {f"p{s}": 2**s for s in stages}
         if top_block is not None:
             if top_block.in_feature not in self._out_feature_strides and top_block.in_feature not in input_shapes:

@@ -1,35 +1,23 @@
 """Box heads: pooled ROI features (R, C, S, S) -> one feature vector per ROI."""
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops.misc import Conv2dNormActivation
 
 from ...config import ConfigError, configurable
-from ...layers import ShapeSpec, get_norm
+from ...layers import ShapeSpec, conv_norm_relu
 from ...utils.registry import Registry
 
-__all__ = ["ROI_BOX_HEAD_REGISTRY", "build_box_head", "FastRCNNConvFCHead", "conv_norm_relu", "linear_on_channels_last"]
+__all__ = ["ROI_BOX_HEAD_REGISTRY", "build_box_head", "FastRCNNConvFCHead", "linear_on_channels_last"]
 
 ROI_BOX_HEAD_REGISTRY = Registry("ROI_BOX_HEAD")
 ROI_BOX_HEAD_REGISTRY.__doc__ = """
 Registry for box heads, called as ``obj(cfg, input_shape)`` with ``input_shape`` the
 :class:`ShapeSpec` (channels, height, width) of the pooled ROI features.
 """
-
-
-def conv_norm_relu(in_channels: int, out_channels: int, norm: str) -> Conv2dNormActivation:
-    """3×3 conv (MSRA fill, bias only without norm) + optional norm + ReLU."""
-    block = Conv2dNormActivation(in_channels, out_channels, kernel_size=3,
-                                 norm_layer=functools.partial(get_norm, norm) if norm else None)
-    nn.init.kaiming_normal_(block[0].weight, mode="fan_out", nonlinearity="relu")
-    if block[0].bias is not None:
-        nn.init.zeros_(block[0].bias)
-    return block
 
 
 def linear_on_channels_last(x: torch.Tensor, fc: nn.Linear) -> torch.Tensor:
@@ -67,7 +55,7 @@ class FastRCNNConvFCHead(nn.Sequential):
             raise ValueError("FastRCNNConvFCHead needs at least one conv or fc layer (MODEL.ROI_BOX_HEAD.NUM_CONV/NUM_FC).")
         channels = input_shape.channels
         for k, dim in enumerate(conv_dims):
-            self.add_module(f"conv{k + 1}", conv_norm_relu(channels, dim, conv_norm))
+            self.add_module(f"conv{k + 1}", conv_norm_relu(channels, dim, norm=conv_norm))
             channels = dim
         self._output_size = (channels, input_shape.height, input_shape.width)
         if fc_dims:

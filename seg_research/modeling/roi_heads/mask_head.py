@@ -8,11 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import ConfigError, configurable
-from ...layers import ShapeSpec
+from ...layers import ShapeSpec, conv_norm_relu
 from ...layers.deconv_predictor import deconv_relu_class_logits
 from ...structures import Instances
 from ...utils.registry import Registry
-from .box_head import conv_norm_relu
 
 __all__ = ["ROI_MASK_HEAD_REGISTRY", "build_mask_head", "MaskRCNNConvUpsampleHead", "mask_rcnn_loss",
            "mask_rcnn_inference"]
@@ -96,7 +95,7 @@ class MaskRCNNConvUpsampleHead(nn.Module):
             raise ValueError("MaskRCNNConvUpsampleHead needs conv_dims with at least one entry (the deconv's channels).")
         channels = input_shape.channels
         for k, dim in enumerate(conv_dims[:-1]):
-            self.add_module(f"mask_fcn{k + 1}", conv_norm_relu(channels, dim, conv_norm))
+            self.add_module(f"mask_fcn{k + 1}", conv_norm_relu(channels, dim, norm=conv_norm))
             channels = dim
         self.deconv = nn.ConvTranspose2d(channels, conv_dims[-1], kernel_size=2, stride=2)
         self.predictor = nn.Conv2d(conv_dims[-1], num_classes, kernel_size=1)

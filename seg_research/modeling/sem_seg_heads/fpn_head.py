@@ -8,10 +8,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops.misc import Conv2dNormActivation
 
 from ...config import ConfigError, configurable
-from ...layers import ShapeSpec, get_norm
+from ...layers import ShapeSpec, conv_norm_relu
 from ..losses import LOSS_REGISTRY, check_sem_seg_targets
 from .build import SEM_SEG_HEADS_REGISTRY
 
@@ -22,22 +21,6 @@ def loss_key(loss_type: str) -> str:
     """Name of a loss term in the loss dict: ``"loss_sem_seg"`` for ``"cross_entropy"``
     (detectron2's name), ``"loss_sem_seg_<loss_type>"`` for the others."""
     return "loss_sem_seg" if loss_type == "cross_entropy" else f"loss_sem_seg_{loss_type}"
-
-
-def _conv_norm_relu(in_channels: int, out_channels: int, norm: str) -> Conv2dNormActivation:
-    """3×3 conv (MSRA fill; bias only without norm), ``norm``, ReLU."""
-    block = Conv2dNormActivation(
-        in_channels,
-        out_channels,
-        kernel_size=3,
-        norm_layer=functools.partial(get_norm, norm) if norm else None,
-        activation_layer=nn.ReLU,
-    )
-    conv = block[0]
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    return block
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
@@ -109,7 +92,7 @@ class SemSegFPNHead(nn.Module):
             num_upsamples = int(math.log2(stride // common_stride))
             stages: List[nn.Module] = []
             for k in range(max(1, num_upsamples)):
-                stages.append(_conv_norm_relu(channels if k == 0 else conv_dims, conv_dims, norm))
+                stages.append(conv_norm_relu(channels if k == 0 else conv_dims, conv_dims, norm=norm))
                 if num_upsamples:
                     stages.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
             self.scale_heads[name] = nn.Sequential(*stages)
