@@ -132,6 +132,12 @@ _C.MODEL.SEM_SEG_HEAD.LOSS_TYPES = ("cross_entropy",)
 _C.MODEL.SEM_SEG_HEAD.LOSS_WEIGHTS = (1.0,)
 # gamma of the "focal" loss (0 gives the cross-entropy).
 _C.MODEL.SEM_SEG_HEAD.FOCAL_GAMMA = 2.0
+# SemanticSegmentor: an auxiliary FCN head (a SemSegFPNHead on these backbone features, the same
+# classes and losses), trained only and weighted by AUX_LOSS_WEIGHT; it gives the middle of a network
+# trained from scratch a short gradient path (PSPNet's and mmsegmentation's "auxiliary_head", on res4
+# with weight 0.4). [] for none.
+_C.MODEL.SEM_SEG_HEAD.AUX_IN_FEATURES = []
+_C.MODEL.SEM_SEG_HEAD.AUX_LOSS_WEIGHT = 0.4
 
 _C.MODEL.PANOPTIC_FPN = CN()
 _C.MODEL.PANOPTIC_FPN.INSTANCE_LOSS_WEIGHT = 1.0

@@ -203,3 +203,27 @@ def test_instant_config_training_reduces_the_loss(tmp_path):
     assert len(losses) == 12
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert last < 0.85 * first, losses
+
+
+def test_auxiliary_head_adds_weighted_losses_in_training_only():
+    cfg = _instant_cfg()
+    cfg.merge_from_list(["MODEL.SEM_SEG_HEAD.AUX_IN_FEATURES", '["p4"]', "MODEL.SEM_SEG_HEAD.AUX_LOSS_WEIGHT", "0.4"])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    assert isinstance(model.aux_head, SemSegFPNHead) and model.aux_head.in_features == ["p4"]
+    assert model.aux_head.common_stride == 16 and model.aux_head.loss_weight == 0.4
+    inputs = [{"image": torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8), "sem_seg": torch.randint(0, 7, (64, 64))}]
+    losses = model(inputs)
+    assert set(losses) == {"loss_sem_seg", "loss_aux_sem_seg"}
+    # the auxiliary loss is 0.4 x the cross-entropy of its own logits (stride 16, upsampled to the targets)
+    images = (inputs[0]["image"].float() - model.pixel_mean) / model.pixel_std
+    features = model.backbone(images[None])
+    logits = F.interpolate(model.aux_head.layers(features), size=(64, 64), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(losses["loss_aux_sem_seg"], 0.4 * cross_entropy_loss(logits, inputs[0]["sem_seg"][None]))
+    model.eval()
+    with torch.no_grad():
+        (out,) = model(inputs)
+    assert out["sem_seg"].shape == (7, 64, 64)
+    cfg.merge_from_list(["MODEL.SEM_SEG_HEAD.AUX_IN_FEATURES", '["res4"]'])
+    with pytest.raises(ConfigError, match=r"AUX_IN_FEATURES \['res4'\]: \['res4'\] are not backbone outputs"):
+        build_model(cfg)

@@ -1,16 +1,17 @@
 """``SemanticSegmentor``: a backbone and a semantic segmentation head."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
-from ...config import configurable
+from ...config import ConfigError, configurable
+from ...layers import ShapeSpec
 from ...structures import ImageList
 from ..backbone import Backbone, build_backbone
 from ..postprocessing import sem_seg_postprocess
-from ..sem_seg_heads import build_sem_seg_head
+from ..sem_seg_heads import SemSegFPNHead, build_sem_seg_head
 from .build import META_ARCH_REGISTRY
 
 __all__ = ["SemanticSegmentor"]
@@ -37,6 +38,7 @@ class SemanticSegmentor(nn.Module):
         sem_seg_head: nn.Module,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
+        aux_head: Optional[nn.Module] = None,
     ) -> None:
         """
         Args:
@@ -44,12 +46,15 @@ class SemanticSegmentor(nn.Module):
             sem_seg_head: a head following the SEM_SEG_HEADS interface
                 (``forward(features, targets)`` and ``ignore_value``).
             pixel_mean, pixel_std: per-channel normalization, 0-255 scale, in the images' channel order.
+            aux_head: optional auxiliary head (SEM_SEG_HEADS interface) on the same features, used in
+                training only; its losses are added as ``loss_aux_*``.
         """
         super().__init__()
         if len(pixel_mean) != len(pixel_std):
             raise ValueError(f"pixel_mean {list(pixel_mean)} and pixel_std {list(pixel_std)} differ in length.")
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
+        self.aux_head = aux_head
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
 
@@ -61,6 +66,7 @@ class SemanticSegmentor(nn.Module):
             "sem_seg_head": build_sem_seg_head(cfg, backbone.output_shape()),
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
+            "aux_head": build_aux_head(cfg, backbone.output_shape()),
         }
 
     @property
@@ -87,6 +93,9 @@ class SemanticSegmentor(nn.Module):
                 [x["sem_seg"].to(self.device) for x in batched_inputs], divisibility, self.sem_seg_head.ignore_value
             ).tensor
             _, losses = self.sem_seg_head(features, targets)
+            if self.aux_head is not None:
+                _, aux_losses = self.aux_head(features, targets)
+                losses.update({key.replace("loss_", "loss_aux_", 1): value for key, value in aux_losses.items()})
             return losses
 
         logits, _ = self.sem_seg_head(features)
@@ -95,3 +104,21 @@ class SemanticSegmentor(nn.Module):
             height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
             results.append({"sem_seg": sem_seg_postprocess(logit, image_size, height, width)})
         return results
+
+
+def build_aux_head(cfg, input_shape: Dict[str, ShapeSpec]) -> Optional[SemSegFPNHead]:
+    """The auxiliary head of ``MODEL.SEM_SEG_HEAD.AUX_IN_FEATURES`` (None when empty): a
+    :class:`SemSegFPNHead` on those backbone features with the main head's classes, convs, norm
+    and losses, its loss weighted by ``AUX_LOSS_WEIGHT``."""
+    head = cfg.MODEL.SEM_SEG_HEAD
+    names = list(head.AUX_IN_FEATURES)
+    if not names:
+        return None
+    missing = [name for name in names if name not in input_shape]
+    if missing:
+        raise ConfigError(f"MODEL.SEM_SEG_HEAD.AUX_IN_FEATURES {names}: {missing} are not backbone outputs "
+                          f"{list(input_shape)}; add them to the backbone's OUT_FEATURES.")
+    args = SemSegFPNHead.from_config(cfg, input_shape)
+    args.update(input_shape={name: input_shape[name] for name in names},
+                common_stride=min(input_shape[name].stride for name in names), loss_weight=head.AUX_LOSS_WEIGHT)
+    return SemSegFPNHead(**args)
