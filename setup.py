@@ -1,5 +1,5 @@
 """Install seg_research: ``pip install .`` (ranges here; exact pins in requirements.lock)."""
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
     name="seg_research",
@@ -8,7 +8,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["seg_research", "seg_research.*"]),
+    packages=find_namespace_packages(include=["seg_research", "seg_research.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
     package_data={"seg_research": ["data/datasets/splits/*.json"]},
     install_requires=[
