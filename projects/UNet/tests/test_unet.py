@@ -135,6 +135,40 @@ def test_head_losses_are_the_library_losses_of_the_decoded_feature():
         assert losses[key].item() == pytest.approx(expected[key].item(), rel=1e-6)
 
 
+def test_deep_supervision_adds_weighted_losses_of_each_decoder_level():
+    enc = UNetEncoder(depth=4, base_channels=4)
+    features = enc(torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+    targets = torch.randint(0, 3, (2, 16, 16), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(2)
+    head = UNetHead(enc.output_shape(), num_classes=3, norm="", loss_types=("cross_entropy", "dice"),
+                    loss_weights=(1.0, 1.0), deep_supervision_weights=(0.5, 0.25))
+    assert [(p.in_channels, p.out_channels, p.kernel_size) for p in head.deep_supervision] == [
+        (8, 3, (1, 1)), (16, 3, (1, 1))]
+    decoded, x = {}, features["enc4"]
+    for i in (2, 1, 0):
+        x = decoded[i] = head.up_blocks[i](x, features[f"enc{i + 1}"])
+    _, losses = head(features, targets)
+    assert set(losses) == {"loss_sem_seg", "loss_sem_seg_dice", "loss_ds2_sem_seg", "loss_ds2_sem_seg_dice",
+                           "loss_ds4_sem_seg", "loss_ds4_sem_seg_dice"}
+    for level, stride, weight in ((1, 2, 0.5), (2, 4, 0.25)):
+        # the level's 1×1 logits at stride 2 or 4, upsampled to the targets by the library's losses
+        logits = head.deep_supervision[level - 1](decoded[level])
+        assert logits.shape[-1] == 16 // stride
+        expected = head.output_head.losses(logits, targets)
+        assert losses[f"loss_ds{stride}_sem_seg"].item() == pytest.approx(
+            weight * expected["loss_sem_seg"].item(), rel=1e-6)
+        assert losses[f"loss_ds{stride}_sem_seg_dice"].item() == pytest.approx(
+            weight * expected["loss_sem_seg_dice"].item(), rel=1e-6)
+    expected_top = head.output_head.losses(head.output_head.layers({"top": decoded[0]}), targets)
+    assert losses["loss_sem_seg"].item() == pytest.approx(expected_top["loss_sem_seg"].item(), rel=1e-6)
+    # inference: the top output only, the same as without deep supervision
+    plain = UNetHead(enc.output_shape(), num_classes=3, norm="")
+    plain.load_state_dict({k: v for k, v in head.state_dict().items() if not k.startswith("deep_supervision")})
+    assert torch.equal(head.eval()(features)[0], plain.eval()(features)[0])
+    with pytest.raises(ValueError, match=r"DEEP_SUPERVISION_WEIGHTS has 3 weights.*2 levels below the top"):
+        UNetHead(enc.output_shape(), num_classes=3, deep_supervision_weights=(1.0, 1.0, 1.0))
+
+
 def test_head_on_resnet_features_is_a_resnet_unet():
     resnet = ResNet(depth=18, out_features=["res2", "res3", "res4", "res5"], norm="BN")
     head = UNetHead(resnet.output_shape(), num_classes=4, upsample="bilinear").eval()

@@ -15,3 +15,6 @@ def add_unet_config(cfg: CN) -> None:
     cfg.MODEL.UNET.NORM = "BN"
     # Decoder upsampling: "transposed" (2x2 up-convolution, the paper) or "bilinear" (+ 1x1 conv).
     cfg.MODEL.UNET.UPSAMPLE = "transposed"
+    # Deep supervision (nnU-Net): loss weight of a 1x1 classifier on each decoder level below the
+    # top, finest first (strides 2, 4, ... on UNetEncoder); [] for none. Training only.
+    cfg.MODEL.UNET.DEEP_SUPERVISION_WEIGHTS = []
