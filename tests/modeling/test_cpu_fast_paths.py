@@ -109,20 +109,22 @@ def test_mask_head_inference_keeps_the_predicted_class_map_of_the_full_logits():
     torch.testing.assert_close(masks[:, 0], full[torch.arange(3), torch.tensor([2, 0, 4])].sigmoid(), rtol=1e-5, atol=1e-6)
 
 
-def test_box_head_on_channels_last_features_equals_the_flattened_layers():
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_box_head_fc1_as_conv_equals_the_flattened_layers(memory_format):
     from seg_research.modeling.roi_heads.box_head import FastRCNNConvFCHead
 
     torch.manual_seed(0)
     head = FastRCNNConvFCHead(ShapeSpec(channels=6, height=3, width=3), conv_dims=[], fc_dims=[10, 4]).double()
     x = torch.randn(5, 6, 3, 3, dtype=torch.float64)
-    x_last = x.clone().to(memory_format=torch.channels_last).requires_grad_()
+    x_conv = x.clone().to(memory_format=memory_format).requires_grad_()
     x_plain = x.clone().requires_grad_()
-    out = head(x_last)
+    out = head(x_conv)
     expected = head.fc_relu2(head.fc2(head.fc_relu1(head.fc1(x_plain.flatten(1)))))
+    assert out.shape == (5, 4)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
     grad_output = torch.randn(out.shape, dtype=torch.float64)
     params = [head.fc1.weight, head.fc1.bias, head.fc2.weight]
-    grads = torch.autograd.grad(out, [x_last, *params], grad_output)
+    grads = torch.autograd.grad(out, [x_conv, *params], grad_output)
     expected_grads = torch.autograd.grad(expected, [x_plain, *params], grad_output)
     for grad, expected_grad in zip(grads, expected_grads):
         torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)
