@@ -142,8 +142,8 @@ def test_deep_supervision_adds_weighted_losses_of_each_decoder_level():
     torch.manual_seed(2)
     head = UNetHead(enc.output_shape(), num_classes=3, norm="", loss_types=("cross_entropy", "dice"),
                     loss_weights=(1.0, 1.0), deep_supervision_weights=(0.5, 0.25))
-    assert [(p.in_channels, p.out_channels, p.kernel_size) for p in head.deep_supervision] == [
-        (8, 3, (1, 1)), (16, 3, (1, 1))]
+    assert [(p[0].in_channels, p[0].out_channels, p[0].kernel_size, len(p)) for p in head.deep_supervision] == [
+        (8, 3, (1, 1), 1), (16, 3, (1, 1), 1)]  # a lone 1×1 conv (with bias) per level
     decoded, x = {}, features["enc4"]
     for i in (2, 1, 0):
         x = decoded[i] = head.up_blocks[i](x, features[f"enc{i + 1}"])

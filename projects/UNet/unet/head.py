@@ -147,12 +147,11 @@ class UNetHead(nn.Module):
         # thing-vs-stuff plateau (Shapes: every thing "circle", mIoU 47 after 600 iterations).
         CONV_INITS["msra"](self.output_head.predictor.weight)
         self.deep_supervision_weights = [float(w) for w in deep_supervision_weights]
+        # 1×1 classifiers initialised like the output head's (He init, zero bias)
         self.deep_supervision = nn.ModuleList(
-            nn.Conv2d(channels[level], num_classes, kernel_size=1) for level in range(1, len(self.deep_supervision_weights) + 1)
+            conv_norm_relu(channels[level], num_classes, kernel_size=1, relu=False)
+            for level in range(1, len(self.deep_supervision_weights) + 1)
         )
-        for predictor in self.deep_supervision:  # initialised like the output head's predictor
-            CONV_INITS["msra"](predictor.weight)
-            nn.init.zeros_(predictor.bias)
         self._strides = strides
 
     @classmethod

@@ -111,8 +111,10 @@ class FPN(Backbone):
         stages = [int(math.log2(s)) for s in strides]
         self._in_stages = list(zip(in_features, stages))
         for name, stage in self._in_stages:
-            self.add_module(f"fpn_lateral{stage}", conv_norm_relu(input_shapes[name].channels, out_channels, 1, norm=norm, relu=False, init="xavier"))
-            self.add_module(f"fpn_output{stage}", conv_norm_relu(out_channels, out_channels, 3, norm=norm, relu=False, init="xavier"))
+            lateral = conv_norm_relu(input_shapes[name].channels, out_channels, 1, norm=norm, relu=False, init="xavier")
+            output = conv_norm_relu(out_channels, out_channels, 3, norm=norm, relu=False, init="xavier")
+            self.add_module(f"fpn_lateral{stage}", lateral)
+            self.add_module(f"fpn_output{stage}", output)
         self._out_feature_strides = {f"p{s}": 2**s for s in stages}
         if top_block is not None:
             if top_block.in_feature not in self._out_feature_strides and top_block.in_feature not in input_shapes:
