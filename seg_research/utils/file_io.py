@@ -8,11 +8,33 @@ import os
 import tempfile
 from typing import IO, Any, Iterator
 
+from iopath.common.file_io import PathHandler
 from iopath.common.file_io import PathManager as _PathManagerCls
 
 __all__ = ["PathManager", "atomic_open", "atomic_write_json", "atomic_write_bytes", "torch_save_atomic"]
 
+
+class _WeightsURLHandler(PathHandler):
+    """``detectron2://``, ``http://`` and ``https://`` paths, read through their local copy in the
+    download cache (:func:`seg_research.checkpoint.download.resolve_weights`)."""
+
+    def _get_supported_prefixes(self) -> list:
+        return ["detectron2://", "http://", "https://"]
+
+    def _get_local_path(self, path: str, force: bool = False, **kwargs: Any) -> str:
+        self._check_kwargs(kwargs)
+        from ..checkpoint.download import resolve_weights  # lazily: seg_research.checkpoint imports this module
+
+        return resolve_weights(path)
+
+    def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs: Any) -> IO:
+        self._check_kwargs(kwargs)
+        assert mode in ("r", "rb"), f"{path} can only be opened for reading, not with mode '{mode}'"
+        return open(self._get_local_path(path), mode, buffering=buffering)
+
+
 PathManager = _PathManagerCls()
+PathManager.register_handler(_WeightsURLHandler())
 
 
 def _current_umask() -> int:
