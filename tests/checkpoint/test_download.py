@@ -3,8 +3,12 @@ import glob
 import hashlib
 import http.server
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -29,6 +33,7 @@ class _Server:
     def __init__(self, root):
         self.root = str(root)
         self.requests = []
+        self.release = threading.Event()  # lets a held ``/stalled/`` response finish
         server = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -43,6 +48,15 @@ class _Server:
                     self.end_headers()
                     self.wfile.write(PAYLOAD[:100])
                     self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if self.path.startswith("/stalled/"):  # half the body, then wait (the client gets killed)
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(PAYLOAD)))
+                    self.end_headers()
+                    self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
+                    self.wfile.flush()
+                    server.release.wait(10)
                     self.close_connection = True
                     return
                 super().do_GET()
@@ -63,6 +77,7 @@ class _Server:
         return f"{self.base}/{relpath}"
 
     def shutdown(self):
+        self.release.set()
         if self.httpd is not None:
             self.httpd.shutdown()
             self.httpd.server_close()
@@ -234,3 +249,40 @@ def test_interrupted_download_leaves_nothing(server, cache, monkeypatch):
         resolve_weights(url, cache_dir=cache)
     assert not os.path.exists(cached_path_for_url(url, cache_dir=cache))
     assert _leftovers(cache) == []
+
+
+_CHILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("download", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)  # the file alone: no torch import, the child starts fast
+module.resolve_weights(sys.argv[2], cache_dir=sys.argv[3])
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_killed_process_leaves_no_final_file(server, cache):
+    url = f"{server.base}/stalled/w.pth"
+    cached = cached_path_for_url(url, cache_dir=cache)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, download.__file__, url, cache])
+    try:
+        deadline = time.monotonic() + 10
+        while not glob.glob(os.path.join(os.path.dirname(cached), ".w.pth.*.part", "w.pth.tmp")):
+            assert child.poll() is None and time.monotonic() < deadline, "the child never started downloading"
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    server.release.set()
+    assert not os.path.exists(cached)  # only the temporary folder is left, never the final path
+
+    server.put("stalled/w.pth")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(server.httpd.RequestHandlerClass, "do_GET", http.server.SimpleHTTPRequestHandler.do_GET)
+    try:
+        assert resolve_weights(url, cache_dir=cache) == cached
+    finally:
+        monkeypatch.undo()
+    with open(cached, "rb") as f:
+        assert f.read() == PAYLOAD
+    assert _leftovers(cache) == []  # the killed run's temporary folder was removed
