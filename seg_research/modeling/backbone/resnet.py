@@ -26,15 +26,15 @@ from ...layers import ShapeSpec, convert_frozen_batchnorm, get_norm
 from .backbone import Backbone
 from .build import BACKBONE_REGISTRY
 
-__all__ = ["ResNet", "build_resnet_backbone", "convert_torchvision_resnet_state_dict"]
+__all__ = ["ResNet", "build_resnet_backbone", "make_res5_stage", "convert_torchvision_resnet_state_dict"]
 
-# depth -> (torchvision builder, block class)
-_ARCHS: Dict[int, Tuple[Callable[..., tv_resnet.ResNet], Type[nn.Module]]] = {
-    18: (tv_resnet.resnet18, tv_resnet.BasicBlock),
-    34: (tv_resnet.resnet34, tv_resnet.BasicBlock),
-    50: (tv_resnet.resnet50, tv_resnet.Bottleneck),
-    101: (tv_resnet.resnet101, tv_resnet.Bottleneck),
-    152: (tv_resnet.resnet152, tv_resnet.Bottleneck),
+# depth -> (torchvision block class, blocks per stage res2..res5), as torchvision's resnet18 .. resnet152 use
+_ARCHS: Dict[int, Tuple[Type[nn.Module], Tuple[int, int, int, int]]] = {
+    18: (tv_resnet.BasicBlock, (2, 2, 2, 2)),
+    34: (tv_resnet.BasicBlock, (3, 4, 6, 3)),
+    50: (tv_resnet.Bottleneck, (3, 4, 6, 3)),
+    101: (tv_resnet.Bottleneck, (3, 4, 23, 3)),
+    152: (tv_resnet.Bottleneck, (3, 8, 36, 3)),
 }
 _STAGE_NAMES = ("res2", "res3", "res4", "res5")  # torchvision layer1 .. layer4
 _STEM_CHANNELS = 64  # fixed by torchvision's ResNet
@@ -70,6 +70,51 @@ def _dilate_basic_stage(stage: nn.Sequential, dilation: int, previous_dilation: 
         block_dilation = previous_dilation if i == 0 else dilation
         for conv in (block.conv1, block.conv2):
             conv.dilation = conv.padding = (block_dilation, block_dilation)
+
+
+def _torchvision_resnet(
+    depth: int, *, norm: str, stride_in_1x1: bool, res4_dilation: int = 1, res5_dilation: int = 1,
+    num_groups: int = 1, width_per_group: int = 64, full_stages: Sequence[int] = (0, 1, 2, 3),
+) -> tv_resnet.ResNet:
+    """torchvision's ResNet-``depth`` (random init) with our conventions applied: ``norm`` layers,
+    the MSRA stride placement (``stride_in_1x1``) and dilated res4/res5 (BasicBlock too). Stages
+    (0: res2 .. 3: res5) not in ``full_stages`` get a single block: the callers discard them."""
+    block_cls, layers = _ARCHS[depth]
+    is_bottleneck = block_cls is tv_resnet.Bottleneck
+    net = tv_resnet.ResNet(
+        block_cls,
+        [n if i in full_stages else 1 for i, n in enumerate(layers)],
+        norm_layer=functools.partial(get_norm, norm),
+        groups=num_groups,
+        width_per_group=width_per_group,
+        replace_stride_with_dilation=[False, is_bottleneck and res4_dilation > 1, is_bottleneck and res5_dilation > 1],
+    )
+    if not is_bottleneck:
+        if res4_dilation > 1:
+            _dilate_basic_stage(net.layer3, res4_dilation, previous_dilation=1)
+        if res5_dilation > 1:
+            _dilate_basic_stage(net.layer4, res5_dilation, previous_dilation=res4_dilation)
+    if is_bottleneck and stride_in_1x1:
+        for stage in (net.layer2, net.layer3, net.layer4):
+            _move_stride_to_1x1(stage)
+    return net
+
+
+def make_res5_stage(
+    depth: int = 50, *, norm: str = "FrozenBN", stride_in_1x1: bool = True, num_groups: int = 1,
+    width_per_group: int = 64,
+) -> nn.Sequential:
+    """The res5 stage of :class:`ResNet` (torchvision ``layer4``: the same blocks, names and
+    settings) on its own, with its stride 2 and no dilation, e.g. for the C4 ROI heads, which run
+    it on pooled res4 features.
+
+    Input: float (R, C4, S, S), C4 the res4 channels (1024 for ResNet-50/101/152, 256 for
+    ResNet-18/34). Output: (R, 2 * C4, ceil(S / 2), ceil(S / 2)).
+    """
+    if depth not in _ARCHS:
+        raise ValueError(f"ResNet depth {depth} is not supported; use one of {sorted(_ARCHS)}.")
+    return _torchvision_resnet(depth, norm=norm, stride_in_1x1=stride_in_1x1, num_groups=num_groups,
+                               width_per_group=width_per_group, full_stages=(3,)).layer4
 
 
 class ResNet(Backbone):
@@ -127,24 +172,11 @@ class ResNet(Backbone):
         if not out_features or unknown:
             raise ValueError(f"ResNet out_features {list(out_features)} must be a non-empty subset of {list(valid)}.")
 
-        builder, block_cls = _ARCHS[depth]
-        is_bottleneck = block_cls is tv_resnet.Bottleneck
-        net = builder(
-            weights=None,
-            norm_layer=functools.partial(get_norm, norm),
-            groups=num_groups,
-            width_per_group=width_per_group,
-            replace_stride_with_dilation=[False, is_bottleneck and res4_dilation > 1,
-                                          is_bottleneck and res5_dilation > 1],
-        )
-        if not is_bottleneck:
-            if res4_dilation > 1:
-                _dilate_basic_stage(net.layer3, res4_dilation, previous_dilation=1)
-            if res5_dilation > 1:
-                _dilate_basic_stage(net.layer4, res5_dilation, previous_dilation=res4_dilation)
-        if is_bottleneck and stride_in_1x1:
-            for stage in (net.layer2, net.layer3, net.layer4):
-                _move_stride_to_1x1(stage)
+        block_cls = _ARCHS[depth][0]
+        num_stages = max(valid.index(name) for name in out_features)  # stages up to the last requested
+        net = _torchvision_resnet(depth, norm=norm, stride_in_1x1=stride_in_1x1, res4_dilation=res4_dilation,
+                                  res5_dilation=res5_dilation, num_groups=num_groups,
+                                  width_per_group=width_per_group, full_stages=range(num_stages))
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, _STEM_CHANNELS, kernel_size=7, stride=2, padding=3, bias=False)
             nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -153,7 +185,6 @@ class ResNet(Backbone):
         self.stem = nn.Sequential(
             OrderedDict(conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool)
         )
-        num_stages = max(valid.index(name) for name in out_features)  # stages up to the last requested
         self._stage_names = list(_STAGE_NAMES[:num_stages])
         for i, name in enumerate(self._stage_names):
             self.add_module(name, getattr(net, f"layer{i + 1}"))
@@ -173,7 +204,7 @@ class ResNet(Backbone):
         r = cfg.MODEL.RESNETS
         if r.DEPTH not in _ARCHS:
             raise ConfigError(f"MODEL.RESNETS.DEPTH {r.DEPTH} is not supported; use one of {sorted(_ARCHS)}.")
-        res2_channels = 64 * _ARCHS[r.DEPTH][1].expansion
+        res2_channels = 64 * _ARCHS[r.DEPTH][0].expansion
         if r.RES2_OUT_CHANNELS != res2_channels:
             raise ConfigError(
                 f"MODEL.RESNETS.RES2_OUT_CHANNELS is {r.RES2_OUT_CHANNELS}, but ResNet-{r.DEPTH} has "

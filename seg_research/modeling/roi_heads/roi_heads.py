@@ -17,7 +17,8 @@ from .box_head import build_box_head
 from .fast_rcnn import FastRCNNOutputLayers
 from .mask_head import build_mask_head
 
-__all__ = ["ROI_HEADS_REGISTRY", "build_roi_heads", "StandardROIHeads", "select_foreground_proposals"]
+__all__ = ["ROI_HEADS_REGISTRY", "build_roi_heads", "ROIHeads", "StandardROIHeads", "foreground_masks",
+           "select_foreground_proposals"]
 
 ROI_HEADS_REGISTRY = Registry("ROI_HEADS")
 ROI_HEADS_REGISTRY.__doc__ = """
@@ -36,9 +37,24 @@ def build_roi_heads(cfg, input_shape: Dict[str, ShapeSpec]) -> nn.Module:
     return ROI_HEADS_REGISTRY.get(name)(cfg, input_shape)
 
 
+def foreground_masks(proposals: List[Instances], bg_label: int) -> List[torch.Tensor]:
+    """Per image, bool (Ri,): the proposals whose ``gt_classes`` is a foreground class (not -1 nor ``bg_label``)."""
+    return [(p.gt_classes != -1) & (p.gt_classes != bg_label) for p in proposals]
+
+
 def select_foreground_proposals(proposals: List[Instances], bg_label: int) -> List[Instances]:
-    """Per image, the proposals whose ``gt_classes`` is a foreground class (not -1 nor ``bg_label``)."""
-    return [p[(p.gt_classes != -1) & (p.gt_classes != bg_label)] for p in proposals]
+    """Per image, the proposals selected by :func:`foreground_masks`."""
+    return [p[mask] for p, mask in zip(proposals, foreground_masks(proposals, bg_label))]
+
+
+def roi_heads_in_features(cfg, input_shape: Dict[str, ShapeSpec]) -> List[str]:
+    """``MODEL.ROI_HEADS.IN_FEATURES``, checked against the backbone's outputs."""
+    in_features = list(cfg.MODEL.ROI_HEADS.IN_FEATURES)
+    missing = [f for f in in_features if f not in input_shape]
+    if missing:
+        raise ConfigError(f"MODEL.ROI_HEADS.IN_FEATURES {in_features} include {missing}, which the backbone "
+                          f"does not output; it outputs {list(input_shape)}.")
+    return in_features
 
 
 def _pooler(cfg_head, in_features: List[str], input_shape: Dict[str, ShapeSpec]) -> Tuple[ROIPooler, ShapeSpec]:
@@ -53,15 +69,13 @@ def _pooler(cfg_head, in_features: List[str], input_shape: Dict[str, ShapeSpec])
     return pooler, ShapeSpec(channels=channels.pop(), height=resolution, width=resolution)
 
 
-@ROI_HEADS_REGISTRY.register()
-class StandardROIHeads(nn.Module):
-    """Box head + Fast R-CNN predictor, and optionally a mask head, each on its own pooled features.
+class ROIHeads(nn.Module):
+    """What every ROI heads class shares: matching proposals to the ground truth and sampling the
+    training ROIs (:meth:`label_and_sample_proposals`).
 
-    Training: proposals (plus the ground-truth boxes) are matched to the ground truth
-    (``proposal_matcher``), ``batch_size_per_image`` are sampled per image (at most
-    ``positive_fraction`` foreground), losses ``loss_cls``, ``loss_box_reg`` and (on foreground
-    ROIs) ``loss_mask``. Inference: detections from the box predictor, then masks on the
-    detected boxes.
+    Training: proposals (plus the ground-truth boxes with ``proposal_append_gt``) are matched to
+    the ground truth (``proposal_matcher``) and ``batch_size_per_image`` are sampled per image (at
+    most ``positive_fraction`` foreground). Subclasses add the box (and mask) branches and ``forward``.
     """
 
     @configurable
@@ -72,23 +86,14 @@ class StandardROIHeads(nn.Module):
         batch_size_per_image: int,
         positive_fraction: float,
         proposal_matcher: Matcher,
-        box_in_features: List[str],
-        box_pooler: ROIPooler,
-        box_head: nn.Module,
-        box_predictor: nn.Module,
         proposal_append_gt: bool = True,
-        mask_in_features: Optional[List[str]] = None,
-        mask_pooler: Optional[ROIPooler] = None,
-        mask_head: Optional[nn.Module] = None,
     ) -> None:
         """
         Args:
             num_classes: K, foreground classes (background is class K internally).
             batch_size_per_image, positive_fraction: ROI sampling in training.
             proposal_matcher: labels proposals foreground (1) / background (0) / ignored (-1).
-            box_in_features, box_pooler, box_head, box_predictor: the box branch.
             proposal_append_gt: add the ground-truth boxes to the proposals in training.
-            mask_in_features, mask_pooler, mask_head: the mask branch (all None: no masks).
         """
         super().__init__()
         self.num_classes = num_classes
@@ -96,42 +101,18 @@ class StandardROIHeads(nn.Module):
         self.positive_fraction = positive_fraction
         self.proposal_matcher = proposal_matcher
         self.proposal_append_gt = proposal_append_gt
-        self.box_in_features = list(box_in_features)
-        self.box_pooler = box_pooler
-        self.box_head = box_head
-        self.box_predictor = box_predictor
-        self.mask_on = mask_head is not None
-        if self.mask_on:
-            self.mask_in_features = list(mask_in_features)
-            self.mask_pooler = mask_pooler
-            self.mask_head = mask_head
+        self.mask_on = False  # subclasses with a mask branch set it and define _forward_mask
 
     @classmethod
-    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]) -> dict:
+    def from_config(cls, cfg, input_shape: Optional[Dict[str, ShapeSpec]] = None) -> dict:
         heads = cfg.MODEL.ROI_HEADS
-        in_features = list(heads.IN_FEATURES)
-        missing = [f for f in in_features if f not in input_shape]
-        if missing:
-            raise ConfigError(f"MODEL.ROI_HEADS.IN_FEATURES {in_features} include {missing}, which the backbone "
-                              f"does not output; it outputs {list(input_shape)}.")
-        box_pooler, pooled_shape = _pooler(cfg.MODEL.ROI_BOX_HEAD, in_features, input_shape)
-        box_head = build_box_head(cfg, pooled_shape)
-        ret = {
+        return {
             "num_classes": heads.NUM_CLASSES,
             "batch_size_per_image": heads.BATCH_SIZE_PER_IMAGE,
             "positive_fraction": heads.POSITIVE_FRACTION,
             "proposal_matcher": Matcher(heads.IOU_THRESHOLDS, heads.IOU_LABELS, allow_low_quality_matches=False),
             "proposal_append_gt": heads.PROPOSAL_APPEND_GT,
-            "box_in_features": in_features,
-            "box_pooler": box_pooler,
-            "box_head": box_head,
-            "box_predictor": FastRCNNOutputLayers(cfg, box_head.output_shape),
         }
-        if cfg.MODEL.MASK_ON:
-            mask_pooler, mask_shape = _pooler(cfg.MODEL.ROI_MASK_HEAD, in_features, input_shape)
-            ret.update(mask_in_features=in_features, mask_pooler=mask_pooler,
-                       mask_head=build_mask_head(cfg, mask_shape))
-        return ret
 
     @torch.no_grad()
     def label_and_sample_proposals(self, proposals: List[Instances], targets: List[Instances]) -> List[Instances]:
@@ -172,6 +153,69 @@ class StandardROIHeads(nn.Module):
             sampled.append(rois)
         return sampled
 
+
+    def forward_with_given_boxes(self, features: Dict[str, torch.Tensor], instances: List[Instances]) -> List[Instances]:
+        """Add ``pred_masks`` to detections (inference); returns ``instances`` unchanged without masks."""
+        if self.training:
+            raise RuntimeError("forward_with_given_boxes is for inference; call model.eval() first.")
+        if self.mask_on:
+            instances = self._forward_mask(features, instances)
+        return instances
+
+
+@ROI_HEADS_REGISTRY.register()
+class StandardROIHeads(ROIHeads):
+    """Box head + Fast R-CNN predictor, and optionally a mask head, each on its own pooled features.
+
+    Training: ROIs sampled as in :class:`ROIHeads`, losses ``loss_cls``, ``loss_box_reg`` and (on
+    foreground ROIs) ``loss_mask``. Inference: detections from the box predictor, then masks on
+    the detected boxes.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        box_in_features: List[str],
+        box_pooler: ROIPooler,
+        box_head: nn.Module,
+        box_predictor: nn.Module,
+        mask_in_features: Optional[List[str]] = None,
+        mask_pooler: Optional[ROIPooler] = None,
+        mask_head: Optional[nn.Module] = None,
+        **kwargs,
+    ) -> None:
+        """
+        Args:
+            box_in_features, box_pooler, box_head, box_predictor: the box branch.
+            mask_in_features, mask_pooler, mask_head: the mask branch (all None: no masks).
+            kwargs: the arguments of :class:`ROIHeads` (``num_classes``, sampling, matcher).
+        """
+        super().__init__(**kwargs)
+        self.box_in_features = list(box_in_features)
+        self.box_pooler = box_pooler
+        self.box_head = box_head
+        self.box_predictor = box_predictor
+        self.mask_on = mask_head is not None
+        if self.mask_on:
+            self.mask_in_features = list(mask_in_features)
+            self.mask_pooler = mask_pooler
+            self.mask_head = mask_head
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]) -> dict:
+        in_features = roi_heads_in_features(cfg, input_shape)
+        box_pooler, pooled_shape = _pooler(cfg.MODEL.ROI_BOX_HEAD, in_features, input_shape)
+        box_head = build_box_head(cfg, pooled_shape)
+        ret = super().from_config(cfg, input_shape)
+        ret.update(box_in_features=in_features, box_pooler=box_pooler, box_head=box_head,
+                   box_predictor=FastRCNNOutputLayers(cfg, box_head.output_shape))
+        if cfg.MODEL.MASK_ON:
+            mask_pooler, mask_shape = _pooler(cfg.MODEL.ROI_MASK_HEAD, in_features, input_shape)
+            ret.update(mask_in_features=in_features, mask_pooler=mask_pooler,
+                       mask_head=build_mask_head(cfg, mask_shape))
+        return ret
+
     def forward(
         self,
         images,
@@ -201,14 +245,6 @@ class StandardROIHeads(nn.Module):
             return proposals, losses
         pred_instances = self._forward_box(features, proposals)
         return self.forward_with_given_boxes(features, pred_instances), {}
-
-    def forward_with_given_boxes(self, features: Dict[str, torch.Tensor], instances: List[Instances]) -> List[Instances]:
-        """Add ``pred_masks`` to detections (inference); returns ``instances`` unchanged without masks."""
-        if self.training:
-            raise RuntimeError("forward_with_given_boxes is for inference; call model.eval() first.")
-        if self.mask_on:
-            instances = self._forward_mask(features, instances)
-        return instances
 
     def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
         box_features = self.box_pooler([features[f] for f in self.box_in_features],

@@ -1,0 +1,169 @@
+"""C4 (Res5ROIHeads) and DC5 Mask R-CNN: detectron2 v0.6's parameter counts and state_dict layout
+for the shipped configs, and a few training / inference steps of tiny models on synthetic data.
+
+The layouts in ``d2_layouts/`` (key and shape per line, then ``NPARAMS``) were dumped from
+detectron2 v0.6 models built from its model-zoo configs of the same names.
+"""
+import os
+import re
+
+import pytest
+import torch
+
+from seg_research.config import ConfigError, get_cfg
+from seg_research.modeling import build_model
+from seg_research.modeling.backbone.resnet import make_res5_stage
+from seg_research.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, StandardROIHeads
+from seg_research.structures import BitMasks, Boxes, Instances
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAYOUTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "d2_layouts")
+IMAGE_SIZE = 128
+NUM_CLASSES = 3
+
+# detectron2 -> our names (the checkpoint converter's renaming); other keys are the same in both
+_D2_TO_OURS = [
+    (r"\.conv(\d)\.norm\.", r".bn\1."),
+    (r"\.shortcut\.norm\.", ".downsample.1."),
+    (r"\.shortcut\.", ".downsample.0."),
+    (r"stem\.conv1\.norm\.", "stem.bn1."),
+    (r"rpn_head\.conv\.(weight|bias)$", r"rpn_head.conv.0.0.\1"),
+    (r"mask_head\.mask_fcn(\d)\.(weight|bias)$", r"mask_head.mask_fcn\1.0.\2"),
+]
+
+
+def _d2_layout(name):
+    """(our key -> shape, parameter count) of detectron2's model ``name``."""
+    layout, num_params = {}, None
+    with open(os.path.join(LAYOUTS, f"d2_{name}.txt")) as f:
+        for line in f:
+            key, value = line.split(" ", 1)
+            if key == "NPARAMS":
+                num_params = int(value)
+                continue
+            for pattern, replacement in _D2_TO_OURS:
+                key = re.sub(pattern, replacement, key)
+            layout[key] = tuple(int(n) for n in re.findall(r"\d+", value))
+    return layout, num_params
+
+
+def _cfg(name, *opts):
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(REPO, "configs", "COCO-InstanceSegmentation", f"{name}.yaml"))
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+
+@pytest.mark.parametrize("name,roi_heads_cls", [("mask_rcnn_R_50_C4_1x", Res5ROIHeads),
+                                                ("mask_rcnn_R_50_DC5_1x", StandardROIHeads)])
+def test_parameter_count_and_state_dict_layout_match_detectron2(name, roi_heads_cls):
+    reference, num_params = _d2_layout(name)
+    torch.manual_seed(0)
+    model = build_model(_cfg(name))
+    assert type(model.roi_heads) is roi_heads_cls
+    assert sum(p.numel() for p in model.parameters()) == num_params
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert sorted(set(reference) - set(ours)) == []
+    assert sorted(set(ours) - set(reference)) == []
+    assert {k: s for k, s in ours.items() if reference[k] != s} == {}
+
+
+def test_c4_counts():
+    # independent of the layout files: detectron2 v0.6 measured counts
+    assert _d2_layout("mask_rcnn_R_50_C4_1x")[1] == 35_909_612
+    assert _d2_layout("mask_rcnn_R_50_DC5_1x")[1] == 172_353_516
+
+
+def test_make_res5_stage_matches_the_backbone_stage():
+    stage = make_res5_stage(50, norm="FrozenBN", stride_in_1x1=True)
+    assert [type(b).__name__ for b in stage] == ["Bottleneck"] * 3
+    assert stage[0].conv1.stride == (2, 2) and stage[0].conv2.stride == (1, 1)  # MSRA: stride on the 1x1
+    assert stage(torch.zeros(2, 1024, 14, 14)).shape == (2, 2048, 7, 7)
+    basic = make_res5_stage(18, norm="BN")
+    assert [type(b).__name__ for b in basic] == ["BasicBlock"] * 2
+    assert basic(torch.zeros(1, 256, 14, 14)).shape == (1, 512, 7, 7)
+
+
+def test_res5_roi_heads_rejects_bad_configs():
+    assert "Res5ROIHeads" in ROI_HEADS_REGISTRY
+    with pytest.raises(ConfigError, match="RES5_DILATION"):
+        build_model(_cfg("mask_rcnn_R_50_C4_1x", "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
+                         "MODEL.RESNETS.RES5_DILATION", 2))
+    with pytest.raises(ConfigError, match="one feature map"):
+        build_model(_cfg("mask_rcnn_R_50_C4_1x", "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
+                         "MODEL.RESNETS.OUT_FEATURES", ["res3", "res4"],
+                         "MODEL.ROI_HEADS.IN_FEATURES", ["res3", "res4"]))
+
+
+def _synthetic_batch(num_images=2):
+    """Images of a few bright rectangles, each one instance with its box and mask."""
+    g = torch.Generator().manual_seed(0)
+    batch = []
+    for i in range(num_images):
+        image = torch.randint(0, 40, (3, IMAGE_SIZE, IMAGE_SIZE), generator=g, dtype=torch.uint8)
+        boxes, masks = [], []
+        for k in range(3):
+            x0, y0 = 8 + 36 * k, 10 + 20 * ((i + k) % 3)
+            x1, y1 = x0 + 30, y0 + 40 + 8 * k
+            image[:, y0:y1, x0:x1] = 200
+            mask = torch.zeros(IMAGE_SIZE, IMAGE_SIZE, dtype=torch.bool)
+            mask[y0:y1, x0:x1] = True
+            boxes.append([x0, y0, x1, y1])
+            masks.append(mask)
+        instances = Instances((IMAGE_SIZE, IMAGE_SIZE), gt_boxes=Boxes(torch.tensor(boxes, dtype=torch.float32)),
+                              gt_classes=torch.tensor([0, 1, 2]), gt_masks=BitMasks(torch.stack(masks)))
+        batch.append({"image": image, "height": IMAGE_SIZE, "width": IMAGE_SIZE, "instances": instances})
+    return batch
+
+
+_TINY = [
+    "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64, "MODEL.ROI_HEADS.NUM_CLASSES", NUM_CLASSES,
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 16, "MODEL.RPN.PRE_NMS_TOPK_TRAIN", 200,
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN", 50, "MODEL.RPN.PRE_NMS_TOPK_TEST", 200, "MODEL.RPN.POST_NMS_TOPK_TEST", 10,
+    "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0, "TEST.DETECTIONS_PER_IMAGE", 5, "MODEL.DEVICE", "cpu",
+    "MODEL.WEIGHTS", "",
+    # from scratch: BatchNorm and unit-scale inputs keep the random network's activations bounded
+    "MODEL.RESNETS.NORM", "BN", "MODEL.PIXEL_STD", [57.375, 57.12, 58.395],
+]
+
+
+@pytest.mark.parametrize("name,mask_side", [
+    ("mask_rcnn_R_50_C4_1x", 8),  # 8x8 res4 patches (POOLER_RESOLUTION 8 here) -> res5 4x4 -> deconv 8x8
+    ("mask_rcnn_R_50_DC5_1x", 28),
+])
+def test_tiny_model_trains_and_predicts(name, mask_side):
+    opts = list(_TINY)
+    if "C4" in name:
+        opts += ["MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", 8]  # res5 runs on every ROI: keep the patches small
+    else:
+        opts += ["MODEL.ROI_BOX_HEAD.FC_DIM", 64, "MODEL.ROI_MASK_HEAD.CONV_DIM", 32]
+    torch.manual_seed(0)
+    model = build_model(_cfg(name, *opts))
+    batch = _synthetic_batch()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.005, momentum=0.9)
+    model.train()
+    for _ in range(3):
+        losses = model(batch)
+        assert set(losses) == {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg", "loss_mask"}
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    if "C4" in name:  # the box and mask branches share res5, which gets gradients from both
+        assert model.roi_heads.res5[0].conv1.weight.grad.abs().sum() > 0
+
+    model.eval()
+    with torch.no_grad():
+        raw = model.inference([{"image": x["image"]} for x in batch], do_postprocess=False)
+        outputs = model([{"image": x["image"], "height": 64, "width": 96} for x in batch])
+    for result in raw:
+        assert len(result) > 0
+        assert result.pred_masks.shape == (len(result), 1, mask_side, mask_side)
+    for output in outputs:
+        instances = output["instances"]
+        assert set(instances.get_fields()) == {"pred_boxes", "scores", "pred_classes", "pred_masks"}
+        assert 0 < len(instances) <= 5
+        assert instances.pred_boxes.tensor.shape == (len(instances), 4)
+        assert instances.scores.shape == instances.pred_classes.shape == (len(instances),)
+        assert int(instances.pred_classes.max()) < NUM_CLASSES
+        assert instances.pred_masks.shape == (len(instances), 64, 96)
