@@ -3,8 +3,9 @@
 A checkpoint file ``<save_dir>/<name>.pth`` is a dict ``{"model": state_dict, "<key>":
 checkpointable.state_dict(), ..., **extra}`` (extra: e.g. ``iteration``); ``last_checkpoint``
 holds the basename of the newest one. Besides our own files, ``load`` reads a plain
-state_dict (e.g. torchvision weights) and detectron2 ``.pkl`` files (numpy arrays). A plain
-state_dict in a layout of :data:`FOREIGN_LAYOUTS` (recognised by its key names: torchvision
+state_dict (e.g. torchvision weights), detectron2 checkpoints (model-zoo ``.pkl`` holding numpy
+arrays, ``.pth``) and Caffe2 ImageNet ``.pkl`` backbones. A state_dict in a layout of
+:data:`FOREIGN_LAYOUTS` (recognised by its key names: detectron2, Caffe2 ResNet, torchvision
 classification ResNet, torchvision Mask R-CNN) is converted to our names before loading.
 """
 from __future__ import annotations
@@ -21,6 +22,12 @@ from fvcore.common.checkpoint import _filter_reused_missing_keys, _group_checkpo
 
 from ..modeling.backbone.resnet import convert_torchvision_resnet_state_dict
 from ..utils.file_io import atomic_write_bytes, torch_save_atomic
+from .detectron2_layout import (
+    convert_caffe2_resnet_state_dict,
+    convert_detectron2_state_dict,
+    is_caffe2_resnet_state_dict,
+    is_detectron2_state_dict,
+)
 from .safe_pickle import UnsafePickleError, restricted_load
 from .torchvision_maskrcnn import convert_torchvision_maskrcnn_state_dict, is_torchvision_maskrcnn_state_dict
 
@@ -49,25 +56,40 @@ def _is_torchvision_resnet(keys: Collection[str]) -> bool:
     return "conv1.weight" in keys and any(k.startswith("layer1.") for k in keys)
 
 
-def _convert_torchvision_resnet(state_dict: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
-    """Load a classification ResNet into the model's ResNet, wherever it sits (``backbone.bottom_up.`` ...)."""
+def _resnet_prefix(model: torch.nn.Module, layout: str) -> str:
+    """Where the model's one ResNet sits, e.g. ``"backbone.bottom_up."``."""
     stems = [k[: -len("stem.conv1.weight")] for k in model.state_dict() if k.endswith("stem.conv1.weight")]
     if len(stems) != 1:
         raise CheckpointError(
-            f"The checkpoint is a torchvision classification ResNet, but the model has {len(stems)} ResNets "
+            f"The checkpoint is a {layout} backbone, but the model has {len(stems)} ResNets "
             "(parameters '*stem.conv1.weight'); it can only be loaded into a model with exactly one."
         )
+    return stems[0]
+
+
+def _convert_torchvision_resnet(state_dict: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
+    """Load a classification ResNet into the model's ResNet, wherever it sits (``backbone.bottom_up.`` ...)."""
     return convert_torchvision_resnet_state_dict(
-        {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}, prefix=stems[0]
+        {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")},
+        prefix=_resnet_prefix(model, "torchvision classification ResNet"),
     )
 
 
-#: Layouts tried, in order, on a checkpoint that is a bare state_dict; a project may append its own.
+def _convert_caffe2_resnet(state_dict: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
+    return convert_caffe2_resnet_state_dict(state_dict, prefix=_resnet_prefix(model, "Caffe2 ImageNet ResNet"))
+
+
+#: Layouts tried, in order, on a checkpoint's state_dict; a project may append its own.
 FOREIGN_LAYOUTS: List[ForeignLayout] = [
+    ForeignLayout("detectron2", is_detectron2_state_dict,
+                  lambda state_dict, model: convert_detectron2_state_dict(state_dict)),
+    ForeignLayout("Caffe2 ImageNet ResNet", is_caffe2_resnet_state_dict, _convert_caffe2_resnet),
     ForeignLayout("torchvision Mask R-CNN", is_torchvision_maskrcnn_state_dict,
                   lambda state_dict, model: convert_torchvision_maskrcnn_state_dict(state_dict)),
     ForeignLayout("torchvision classification ResNet", _is_torchvision_resnet, _convert_torchvision_resnet),
 ]
+# Entries of detectron2 model-zoo files that describe the file, not the model.
+_DETECTRON2_FILE_TAGS = ("__author__", "matching_heuristics")
 
 
 def _grouped_keys(keys: List[str]) -> str:
@@ -140,12 +162,17 @@ class Checkpointer(_FvCheckpointer):
             ) from e
         if not isinstance(data, dict):
             raise CheckpointError(f"Checkpoint '{f}' holds a {type(data).__name__}, expected a dict (a state_dict).")
-        if "model" not in data:  # a bare state_dict, e.g. torchvision weights
-            data = {"model": self._convert_foreign_layout(data, f)}
+        if "blobs" in data:  # a Caffe2 ImageNet .pkl: {"blobs": {name: array}}
+            data = {"model": data["blobs"]}
+        elif "model" not in data:  # a bare state_dict, e.g. torchvision weights
+            data = {"model": data}
+        for tag in _DETECTRON2_FILE_TAGS:
+            data.pop(tag, None)
+        data["model"] = self._convert_foreign_layout(data["model"], f)
         return data
 
     def _convert_foreign_layout(self, state_dict: Dict[str, Any], f: str) -> Dict[str, Any]:
-        """Convert a bare state_dict of a known foreign layout (:data:`FOREIGN_LAYOUTS`) to our names."""
+        """Convert a state_dict of a known foreign layout (:data:`FOREIGN_LAYOUTS`) to our names."""
         for layout in FOREIGN_LAYOUTS:
             if layout.matches(state_dict.keys()):
                 try:
@@ -160,6 +187,13 @@ class Checkpointer(_FvCheckpointer):
 
     def _log_incompatible_keys(self, incompatible: Any) -> None:
         mismatched = {k for k, _, _ in incompatible.incorrect_shapes}
+        missing_all = set(incompatible.missing_keys) | mismatched
+        num_model = len(self.model.state_dict())
+        self.logger.info(
+            f"Loaded {num_model - len(missing_all)} of {num_model} model tensors from the checkpoint; "
+            f"{len(mismatched)} skipped (shape mismatch), {len(missing_all) - len(mismatched)} missing, "
+            f"{len(incompatible.unexpected_keys)} checkpoint entries unused."
+        )
         for key, shape_checkpoint, shape_model in incompatible.incorrect_shapes:
             self.logger.warning(
                 f"Skipped '{key}': shape {tuple(shape_checkpoint)} in the checkpoint but {tuple(shape_model)} in "

@@ -57,6 +57,9 @@ _C.MODEL.ANCHOR_GENERATOR.NAME = "DefaultAnchorGenerator"
 _C.MODEL.ANCHOR_GENERATOR.SIZES = [[32, 64, 128, 256, 512]]
 _C.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [[0.5, 1.0, 2.0]]
 _C.MODEL.ANCHOR_GENERATOR.OFFSET = 0.0
+# Round the cell anchors to whole pixels: True for weights trained with torchvision (its anchors are
+# rounded), False (detectron2's exact anchors) for detectron2's and our own.
+_C.MODEL.ANCHOR_GENERATOR.ROUND_CELLS = False
 
 _C.MODEL.RPN = CN()
 _C.MODEL.RPN.HEAD_NAME = "StandardRPNHead"

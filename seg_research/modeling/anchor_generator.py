@@ -7,22 +7,37 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
+import math
+
 import torch
 from torch import nn
-from torchvision.models.detection.anchor_utils import AnchorGenerator as _TorchvisionAnchorGenerator
 
 from ..config import ConfigError, configurable
 from ..layers import ShapeSpec
 from ..structures import Boxes
 from ..utils.registry import Registry
 
-__all__ = ["ANCHOR_GENERATOR_REGISTRY", "DefaultAnchorGenerator", "build_anchor_generator"]
+__all__ = ["ANCHOR_GENERATOR_REGISTRY", "DefaultAnchorGenerator", "build_anchor_generator", "cell_anchors"]
 
 ANCHOR_GENERATOR_REGISTRY = Registry("ANCHOR_GENERATOR")
 ANCHOR_GENERATOR_REGISTRY.__doc__ = """
 Registry for anchor generators, called as ``obj(cfg, input_shape)`` with ``input_shape`` the
 list of :class:`ShapeSpec` of the feature maps the anchors are laid on.
 """
+
+
+def cell_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float], round_cells: bool = False) -> torch.Tensor:
+    """(len(sizes) * len(aspect_ratios), 4) XYXY anchors centred on 0, ordered (size, ratio):
+    ``size / sqrt(ratio)`` wide and ``size * sqrt(ratio)`` high (area ``size**2``), as
+    detectron2 builds them. ``round_cells`` rounds the corners to whole pixels, as torchvision does."""
+    anchors = []
+    for size in sizes:
+        for ratio in aspect_ratios:
+            width = math.sqrt(size**2 / ratio)
+            height = ratio * width
+            anchors.append([-width / 2.0, -height / 2.0, width / 2.0, height / 2.0])
+    cells = torch.tensor(anchors, dtype=torch.float32)
+    return cells.round() if round_cells else cells
 
 
 def _broadcast(params: Sequence[Sequence[float]], num_levels: int, key: str) -> List[List[float]]:
@@ -42,16 +57,15 @@ def _broadcast(params: Sequence[Sequence[float]], num_levels: int, key: str) -> 
 class DefaultAnchorGenerator(nn.Module):
     """Anchors of every size x aspect ratio at every feature-map location of every level.
 
-    Cell anchors come from torchvision's ``AnchorGenerator.generate_anchors`` (centred on 0,
-    side ``size / sqrt(ratio)`` by ``size * sqrt(ratio)``, rounded to whole pixels), so the
-    anchors equal torchvision's; location ``(i, j)`` of a level of stride ``s`` shifts them by
+    Cell anchors come from :func:`cell_anchors` (detectron2's, or torchvision's rounded ones with
+    ``round_cells``); location ``(i, j)`` of a level of stride ``s`` shifts them by
     ``((j + offset) * s, (i + offset) * s)``.
     """
 
     @configurable
     def __init__(
         self, *, sizes: Sequence[Sequence[float]], aspect_ratios: Sequence[Sequence[float]], strides: Sequence[int],
-        offset: float = 0.0,
+        offset: float = 0.0, round_cells: bool = False,
     ) -> None:
         """
         Args:
@@ -60,13 +74,15 @@ class DefaultAnchorGenerator(nn.Module):
             strides: stride (input pixels per feature pixel) of each level.
             offset: where in a feature pixel the anchor centre lies, in [0, 1): 0 is its top-left
                 corner (detectron2's and torchvision's default), 0.5 its centre.
+            round_cells: round the cell anchors to whole pixels (torchvision's anchors; weights
+                trained with torchvision need it, detectron2's must not have it).
         """
         super().__init__()
         if not 0.0 <= offset < 1.0:
             raise ValueError(f"Anchor offset must be in [0, 1), got {offset}.")
         sizes = _broadcast(sizes, len(strides), "MODEL.ANCHOR_GENERATOR.SIZES")
         aspect_ratios = _broadcast(aspect_ratios, len(strides), "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS")
-        cells = _TorchvisionAnchorGenerator(tuple(map(tuple, sizes)), tuple(map(tuple, aspect_ratios))).cell_anchors
+        cells = [cell_anchors(s, r, round_cells) for s, r in zip(sizes, aspect_ratios)]
         self.strides = [int(s) for s in strides]
         self.offset = offset
         self._num_cells = [len(c) for c in cells]
@@ -80,6 +96,7 @@ class DefaultAnchorGenerator(nn.Module):
             "aspect_ratios": cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS,
             "strides": [s.stride for s in input_shape],
             "offset": cfg.MODEL.ANCHOR_GENERATOR.OFFSET,
+            "round_cells": cfg.MODEL.ANCHOR_GENERATOR.ROUND_CELLS,
         }
 
     @property

@@ -194,7 +194,7 @@ def test_detectron2_pkl_weights_load(tmp_path, protocol):
                      "scale": np.float32(2.0)}, f, protocol=protocol)
     model = nn.Linear(3, 2)
     extra = Checkpointer(model).load(str(path))
-    assert extra == {"__author__": "Detectron2 Model Zoo", "scale": 2.0}
+    assert extra == {"scale": 2.0}  # the model-zoo file's own tags (__author__) are dropped
     assert torch.equal(model.weight.data, torch.from_numpy(weight))
     assert torch.equal(model.bias.data, torch.from_numpy(bias))
 

@@ -6,7 +6,7 @@ import torch
 
 from seg_research.config import ConfigError, get_cfg
 from seg_research.layers import ShapeSpec
-from seg_research.modeling.anchor_generator import DefaultAnchorGenerator, build_anchor_generator
+from seg_research.modeling.anchor_generator import DefaultAnchorGenerator, build_anchor_generator, cell_anchors
 from seg_research.modeling.box_regression import Box2BoxTransform, box_regression_loss
 from seg_research.modeling.matcher import Matcher
 from seg_research.modeling.proposal_generator import (
@@ -17,15 +17,27 @@ from seg_research.structures import Boxes, ImageList, Instances
 
 
 # ----------------------------------------------------------------------------- anchors
-def test_anchors_are_torchvision_cells_shifted_over_the_grid():
+def test_anchors_are_detectron2_cells_shifted_over_the_grid():
     gen = DefaultAnchorGenerator(sizes=[[32]], aspect_ratios=[[0.5, 1.0, 2.0]], strides=[4])
     (anchors,) = gen([torch.zeros(1, 8, 2, 3)])
     assert gen.num_anchors == [3]
     assert len(anchors) == 2 * 3 * 3
-    # ratio 0.5 (h / w): 45.25 x 22.63, rounded half-sides 23 and 11; ratio 2: the transpose
-    assert anchors.tensor[:3].tolist() == [[-23, -11, 23, 11], [-16, -16, 16, 16], [-11, -23, 11, 23]]
+    # ratio 0.5 (h / w): 32 / sqrt(0.5) = 45.255 wide, 22.627 high; ratio 2: the transpose
+    half_w, half_h = 16 * math.sqrt(2), 16 / math.sqrt(2)
+    expected = [[-half_w, -half_h, half_w, half_h], [-16, -16, 16, 16], [-half_h, -half_w, half_h, half_w]]
+    torch.testing.assert_close(anchors.tensor[:3], torch.tensor(expected))
     # location (row 1, column 2) is shifted by (x, y) = (8, 4); order (row, column, cell)
-    assert anchors.tensor[(1 * 3 + 2) * 3].tolist() == [-15, -7, 31, 15]
+    torch.testing.assert_close(anchors.tensor[(1 * 3 + 2) * 3], torch.tensor(expected[0]) + torch.tensor([8, 4, 8, 4]))
+
+
+def test_rounded_cells_are_torchvisions_and_cells_are_ordered_size_then_ratio():
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    rounded = cell_anchors([32], [0.5, 1.0, 2.0], round_cells=True)
+    assert rounded.tolist() == [[-23, -11, 23, 11], [-16, -16, 16, 16], [-11, -23, 11, 23]]
+    assert torch.equal(rounded, AnchorGenerator(((32,),), ((0.5, 1.0, 2.0),)).cell_anchors[0])
+    widths = [float(b[2] - b[0]) for b in cell_anchors([32, 64], [1.0, 4.0])]
+    assert widths == [32.0, 16.0, 64.0, 32.0]
 
 
 def test_anchor_offset_and_one_size_list_per_level():

@@ -5,9 +5,9 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
-from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from ...config import configurable
+from ...layers.mask_ops import paste_masks_in_image
 from ...structures import ImageList, Instances
 from ..backbone import Backbone, build_backbone
 from ..proposal_generator import build_proposal_generator
@@ -30,7 +30,7 @@ def detector_postprocess(results: Instances, output_height: int, output_width: i
     Returns:
         Instances of size (output_height, output_width): boxes scaled and clipped (empty ones
         dropped); ``pred_masks`` bool (D, output_height, output_width), pasted with
-        torchvision's ``paste_masks_in_image``.
+        :func:`~seg_research.layers.paste_masks_in_image` (exact box corners, as detectron2).
     """
     scale_x = output_width / results.image_size[1]
     scale_y = output_height / results.image_size[0]
@@ -41,8 +41,8 @@ def detector_postprocess(results: Instances, output_height: int, output_width: i
     output.pred_boxes = boxes
     output = output[boxes.nonempty()]
     if output.has("pred_masks"):
-        pasted = paste_masks_in_image(output.pred_masks, output.pred_boxes.tensor, output.image_size, padding=1)
-        output.pred_masks = pasted[:, 0] > mask_threshold
+        output.pred_masks = paste_masks_in_image(output.pred_masks, output.pred_boxes.tensor, output.image_size,
+                                                 threshold=mask_threshold)
     return output
 
 
