@@ -9,11 +9,16 @@ import re
 
 import pytest
 import torch
+from torch import nn
 
 from seg_research.config import ConfigError, get_cfg
+from seg_research.layers import ShapeSpec
 from seg_research.modeling import build_model
 from seg_research.modeling.backbone.resnet import make_res5_stage
-from seg_research.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, StandardROIHeads
+from seg_research.modeling.box_regression import Box2BoxTransform
+from seg_research.modeling.matcher import Matcher
+from seg_research.modeling.poolers import ROIPooler
+from seg_research.modeling.roi_heads import ROI_HEADS_REGISTRY, FastRCNNOutputLayers, Res5ROIHeads, StandardROIHeads
 from seg_research.structures import BitMasks, Boxes, Instances
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,8 +73,7 @@ def test_parameter_count_and_state_dict_layout_match_detectron2(name, roi_heads_
     assert {k: s for k, s in ours.items() if reference[k] != s} == {}
 
 
-def test_c4_counts():
-    # independent of the layout files: detectron2 v0.6 measured counts
+def test_layout_files_hold_detectron2s_measured_counts():
     assert _d2_layout("mask_rcnn_R_50_C4_1x")[1] == 35_909_612
     assert _d2_layout("mask_rcnn_R_50_DC5_1x")[1] == 172_353_516
 
@@ -95,6 +99,36 @@ def test_res5_roi_heads_rejects_bad_configs():
                          "MODEL.ROI_HEADS.IN_FEATURES", ["res3", "res4"]))
 
 
+class _RecordingMaskHead(nn.Module):
+    def forward(self, x, instances):
+        self.inputs = (x, instances)
+        return {"loss_mask": x.sum() * 0}
+
+
+def test_res5_roi_heads_without_config_shares_res5_features_with_the_mask_head():
+    torch.manual_seed(0)
+    res5 = make_res5_stage(18, norm="BN").eval()  # eval: batch statistics would differ between ROI subsets
+    heads = Res5ROIHeads(
+        num_classes=2, batch_size_per_image=8, positive_fraction=0.5,
+        proposal_matcher=Matcher([0.5], [0, 1]), in_features=["res4"],
+        pooler=ROIPooler(4, [1 / 16], 0, "ROIAlignV2"), res5=res5,
+        box_predictor=FastRCNNOutputLayers(ShapeSpec(channels=512), box2box_transform=Box2BoxTransform((10, 10, 5, 5)),
+                                           num_classes=2),
+        mask_head=_RecordingMaskHead(),
+    ).train()
+    heads.res5.eval()
+    features = {"res4": torch.randn(1, 256, 8, 8)}
+    proposals = [Instances((128, 128), proposal_boxes=Boxes(torch.tensor([[0.0, 0, 60, 60], [64, 64, 120, 120]])))]
+    targets = [Instances((128, 128), gt_boxes=Boxes(torch.tensor([[2.0, 2, 62, 60]])), gt_classes=torch.tensor([1]))]
+    sampled, losses = heads(None, features, proposals, targets)
+    assert set(losses) == {"loss_cls", "loss_box_reg", "loss_mask"}
+    x, foreground = heads.mask_head.inputs
+    fg_boxes = [p.proposal_boxes for p in foreground]
+    assert sum(len(p) for p in foreground) == 2 and (torch.cat([p.gt_classes for p in foreground]) == 1).all()
+    torch.testing.assert_close(x, heads.res5(heads.pooler([features["res4"]], fg_boxes)))
+    assert x.shape == (2, 512, 2, 2)
+
+
 def _synthetic_batch(num_images=2):
     """Images of a few bright rectangles, each one instance with its box and mask."""
     g = torch.Generator().manual_seed(0)
@@ -118,7 +152,7 @@ def _synthetic_batch(num_images=2):
 
 _TINY = [
     "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64, "MODEL.ROI_HEADS.NUM_CLASSES", NUM_CLASSES,
-    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 16, "MODEL.RPN.PRE_NMS_TOPK_TRAIN", 200,
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 8, "MODEL.RPN.PRE_NMS_TOPK_TRAIN", 200,
     "MODEL.RPN.POST_NMS_TOPK_TRAIN", 50, "MODEL.RPN.PRE_NMS_TOPK_TEST", 200, "MODEL.RPN.POST_NMS_TOPK_TEST", 10,
     "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0, "TEST.DETECTIONS_PER_IMAGE", 5, "MODEL.DEVICE", "cpu",
     "MODEL.WEIGHTS", "",
@@ -142,7 +176,7 @@ def test_tiny_model_trains_and_predicts(name, mask_side):
     batch = _synthetic_batch()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.005, momentum=0.9)
     model.train()
-    for _ in range(3):
+    for _ in range(2):
         losses = model(batch)
         assert set(losses) == {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg", "loss_mask"}
         assert all(torch.isfinite(v) for v in losses.values()), losses
