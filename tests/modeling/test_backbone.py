@@ -217,7 +217,7 @@ def test_torchvision_resnet18_weights_give_identical_res5():
         # FrozenBN (the default) holds the same statistics: same features up to float rounding
         frozen = ResNet(depth=18, out_features=["res5"], stride_in_1x1=False)
         frozen.load_state_dict(convert_torchvision_resnet_state_dict(reference.state_dict()))
-        torch.testing.assert_close(frozen(x)["res5"], expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(frozen(x)["res5"], expected, rtol=1e-4, atol=5e-5)
 
 
 def test_torchvision_resnet50_state_dict_loads_without_missing_keys():
