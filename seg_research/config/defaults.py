@@ -37,6 +37,9 @@ _C.MODEL.RESNETS.STRIDE_IN_1X1 = True
 # stride 32, RES5_DILATION 2 gives 16, RES4_DILATION 2 with RES5_DILATION 4 gives 8.
 _C.MODEL.RESNETS.RES4_DILATION = 1
 _C.MODEL.RESNETS.RES5_DILATION = 1
+# Dilation of the first block of a dilated stage: "torchvision" (replace_stride_with_dilation: the
+# previous stage's) or "detectron2" (the stage's own, as its DC5 models); same parameters either way.
+_C.MODEL.RESNETS.DILATION_CONVENTION = "torchvision"
 _C.MODEL.RESNETS.RES2_OUT_CHANNELS = 256
 _C.MODEL.RESNETS.STEM_OUT_CHANNELS = 64
 _C.MODEL.RESNETS.WIDTH_PER_GROUP = 64

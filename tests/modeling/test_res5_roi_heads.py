@@ -14,6 +14,7 @@ from torch import nn
 from seg_research.config import ConfigError, get_cfg
 from seg_research.layers import ShapeSpec
 from seg_research.modeling import build_model
+from seg_research.modeling.backbone import build_backbone
 from seg_research.modeling.backbone.resnet import make_res5_stage
 from seg_research.modeling.box_regression import Box2BoxTransform
 from seg_research.modeling.matcher import Matcher
@@ -201,3 +202,14 @@ def test_tiny_model_trains_and_predicts(name, mask_side):
         assert instances.scores.shape == instances.pred_classes.shape == (len(instances),)
         assert int(instances.pred_classes.max()) < NUM_CLASSES
         assert instances.pred_masks.shape == (len(instances), 64, 96)
+
+
+def test_dc5_dilates_every_res5_block_as_detectron2_does():
+    cfg = _cfg("mask_rcnn_R_50_DC5_1x", "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64)
+    backbone = build_backbone(cfg)  # BasicBlock: both 3x3 convs of every res5 block dilated
+    assert [(b.conv1.dilation, b.conv2.dilation) for b in backbone.res5] == [((2, 2), (2, 2))] * 2
+    assert backbone.output_shape()["res5"].stride == 16
+    bottleneck = build_backbone(_cfg("mask_rcnn_R_50_DC5_1x"))
+    assert [b.conv2.dilation for b in bottleneck.res5] == [(2, 2)] * 3
+    cfg.MODEL.RESNETS.DILATION_CONVENTION = "torchvision"  # first block keeps the previous stage's dilation
+    assert [b.conv2.dilation for b in build_backbone(cfg).res5] == [(1, 1), (2, 2)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import nn
@@ -75,10 +75,13 @@ def _dilate_basic_stage(stage: nn.Sequential, dilation: int, previous_dilation: 
 def _torchvision_resnet(
     depth: int, *, norm: str, stride_in_1x1: bool, res4_dilation: int = 1, res5_dilation: int = 1,
     num_groups: int = 1, width_per_group: int = 64, full_stages: Sequence[int] = (0, 1, 2, 3),
+    dilate_first_block: bool = False,
 ) -> tv_resnet.ResNet:
     """torchvision's ResNet-``depth`` (random init) with our conventions applied: ``norm`` layers,
-    the MSRA stride placement (``stride_in_1x1``) and dilated res4/res5 (BasicBlock too). Stages
-    (0: res2 .. 3: res5) not in ``full_stages`` get a single block: the callers discard them."""
+    the MSRA stride placement (``stride_in_1x1``) and dilated res4/res5 (BasicBlock too; with
+    ``dilate_first_block`` the first block of a dilated stage gets the stage's dilation, as in
+    detectron2, instead of the previous stage's, as in torchvision). Stages (0: res2 .. 3: res5)
+    not in ``full_stages`` get a single block: the callers discard them."""
     block_cls, layers = _ARCHS[depth]
     is_bottleneck = block_cls is tv_resnet.Bottleneck
     net = tv_resnet.ResNet(
@@ -97,6 +100,11 @@ def _torchvision_resnet(
     if is_bottleneck and stride_in_1x1:
         for stage in (net.layer2, net.layer3, net.layer4):
             _move_stride_to_1x1(stage)
+    if dilate_first_block:
+        for stage, dilation in ((net.layer3, res4_dilation), (net.layer4, res5_dilation)):
+            for conv in (stage[0].conv2,) if is_bottleneck else (stage[0].conv1, stage[0].conv2):
+                if dilation > 1:
+                    conv.dilation = conv.padding = (dilation, dilation)
     return net
 
 
@@ -139,6 +147,7 @@ class ResNet(Backbone):
         in_channels: int = 3,
         num_groups: int = 1,
         width_per_group: int = 64,
+        dilate_first_block: bool = False,
     ) -> None:
         """
         Args:
@@ -154,6 +163,9 @@ class ResNet(Backbone):
                 and res5 at stride 8.
             in_channels: C of the input images (the stem conv is rebuilt when it is not 3).
             num_groups, width_per_group: ResNeXt settings, passed to torchvision (Bottleneck only).
+            dilate_first_block: the first block of a dilated stage gets that stage's dilation
+                (detectron2, e.g. its DC5 models) instead of the previous stage's (torchvision's
+                ``replace_stride_with_dilation``); the parameters are the same either way.
         """
         super().__init__()
         if depth not in _ARCHS:
@@ -176,7 +188,8 @@ class ResNet(Backbone):
         num_stages = max(valid.index(name) for name in out_features)  # stages up to the last requested
         net = _torchvision_resnet(depth, norm=norm, stride_in_1x1=stride_in_1x1, res4_dilation=res4_dilation,
                                   res5_dilation=res5_dilation, num_groups=num_groups,
-                                  width_per_group=width_per_group, full_stages=range(num_stages))
+                                  width_per_group=width_per_group, full_stages=range(num_stages),
+                                  dilate_first_block=dilate_first_block)
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, _STEM_CHANNELS, kernel_size=7, stride=2, padding=3, bias=False)
             nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -215,6 +228,9 @@ class ResNet(Backbone):
                 f"MODEL.RESNETS.STEM_OUT_CHANNELS is {r.STEM_OUT_CHANNELS}, but torchvision's ResNet stem "
                 f"has {_STEM_CHANNELS} channels: set MODEL.RESNETS.STEM_OUT_CHANNELS {_STEM_CHANNELS}."
             )
+        if r.DILATION_CONVENTION not in ("torchvision", "detectron2"):
+            raise ConfigError(f"MODEL.RESNETS.DILATION_CONVENTION is '{r.DILATION_CONVENTION}'; use 'torchvision' "
+                              "or 'detectron2'.")
         channels = input_shape.channels if input_shape is not None and input_shape.channels else None
         return {
             "depth": r.DEPTH,
@@ -227,6 +243,7 @@ class ResNet(Backbone):
             "in_channels": channels or len(cfg.MODEL.PIXEL_MEAN),
             "num_groups": r.NUM_GROUPS,
             "width_per_group": r.WIDTH_PER_GROUP,
+            "dilate_first_block": r.DILATION_CONVENTION == "detectron2",
         }
 
     def freeze(self, freeze_at: int) -> "ResNet":
