@@ -22,7 +22,7 @@ CONFIGS = {
     "semantic_R_50_FPN": "Misc/semantic_R_50_FPN_1x.yaml",
 }
 #: config overrides applied on both sides.
-OPTS = ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""]
+OPTS = ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.02]
 IMAGE_HW = (192, 256)
 #: detections whose masks are stored (the highest scoring ones).
 NUM_MASKS = 10

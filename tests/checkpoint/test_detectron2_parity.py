@@ -72,7 +72,9 @@ def _check_instances(fixture, instances):
 
 @pytest.mark.parametrize("name", [
     "mask_rcnn_R_50_FPN", "mask_rcnn_R_50_C4",
-    pytest.param("mask_rcnn_R_50_DC5", marks=pytest.mark.xfail(reason="DC5 detections differ; under investigation")),
+    # every tensor loads, but with these generated weights detectron2 itself scores no box above 0.02:
+    # the fixture compares nothing yet (needs a generator that gives DC5 detections)
+    pytest.param("mask_rcnn_R_50_DC5", marks=pytest.mark.xfail(reason="DC5 fixture has no detections", strict=True)),
 ])
 def test_mask_rcnn_zoo_pkl_gives_detectron2s_detections(name, tmp_path, caplog):
     fixture, out = _load_into_our_model(name, tmp_path, caplog)
