@@ -100,8 +100,6 @@ class Res5ROIHeads(ROIHeads):
         """Same interface and outputs as :meth:`StandardROIHeads.forward` (masks: (D, 1, M, M)
         probabilities, M = 2 · S' with the default mask head)."""
         if self.training:
-            if targets is None:
-                raise ValueError("Res5ROIHeads needs targets in training mode.")
             proposals = self.label_and_sample_proposals(proposals, targets)
         box_features = self._shared_roi_transform(features, [p.proposal_boxes for p in proposals])
         predictions = self.box_predictor(box_features.mean(dim=(2, 3)))

@@ -115,7 +115,8 @@ class ROIHeads(nn.Module):
         }
 
     @torch.no_grad()
-    def label_and_sample_proposals(self, proposals: List[Instances], targets: List[Instances]) -> List[Instances]:
+    def label_and_sample_proposals(self, proposals: List[Instances],
+                                   targets: Optional[List[Instances]]) -> List[Instances]:
         """Match and sample the training ROIs of each image.
 
         Args:
@@ -126,7 +127,12 @@ class ROIHeads(nn.Module):
             per image, the sampled ROIs (foreground first) with ``proposal_boxes``, ``gt_classes``
             (int64, 0..K-1, or K for background) and every ``gt_*`` field of the target
             matched to each ROI (``gt_boxes`` all zeros for an image without ground truth).
+
+        Raises:
+            ValueError: without ``targets`` (the heads are in training mode).
         """
+        if targets is None:
+            raise ValueError(f"{type(self).__name__} needs targets in training mode.")
         sampled = []
         for proposals_i, targets_i in zip(proposals, targets):
             boxes = proposals_i.proposal_boxes
@@ -152,7 +158,6 @@ class ROIHeads(nn.Module):
                 rois.gt_boxes = Boxes(boxes.tensor.new_zeros((len(index), 4)))
             sampled.append(rois)
         return sampled
-
 
     def forward_with_given_boxes(self, features: Dict[str, torch.Tensor], instances: List[Instances]) -> List[Instances]:
         """Add ``pred_masks`` to detections (inference); returns ``instances`` unchanged without masks."""
@@ -236,8 +241,6 @@ class StandardROIHeads(ROIHeads):
             and, with masks, ``pred_masks`` (D, 1, M, M) probabilities; ``{}``).
         """
         if self.training:
-            if targets is None:
-                raise ValueError("StandardROIHeads needs targets in training mode.")
             proposals = self.label_and_sample_proposals(proposals, targets)
             losses = self._forward_box(features, proposals)
             if self.mask_on:
