@@ -15,7 +15,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import http.client
-import importlib.util
 import logging
 import os
 import re
@@ -136,7 +135,7 @@ def _download_atomic(url: str, cached: str, source: str) -> None:
     part_dir = tempfile.mkdtemp(prefix=f".{name}.", suffix=_PART_SUFFIX, dir=directory)
     try:
         try:
-            tmp = _iopath_download(url, part_dir, filename=name, progress=_has_tqdm())
+            tmp = _iopath_download(url, part_dir, filename=name, progress=True)
         except (OSError, http.client.HTTPException, ValueError) as e:
             raise WeightsDownloadError(
                 f"Cannot download {source}: {_reason(e)}.\nWithout network, fetch the file elsewhere and put "
@@ -176,7 +175,3 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, urllib.error.URLError):
         return f"{e.reason}"
     return f"{type(e).__name__}: {e}"
-
-
-def _has_tqdm() -> bool:
-    return importlib.util.find_spec("tqdm") is not None
