@@ -21,7 +21,7 @@ from fvcore.common.checkpoint import PeriodicCheckpointer
 from fvcore.common.checkpoint import _filter_reused_missing_keys, _group_checkpoint_keys, _group_to_str
 
 from ..modeling.backbone.resnet import convert_torchvision_resnet_state_dict
-from ..utils.file_io import atomic_write_bytes, torch_save_atomic
+from ..utils.file_io import PathManager, atomic_write_bytes, torch_save_atomic
 from .detectron2_layout import (
     convert_caffe2_resnet_state_dict,
     convert_detectron2_state_dict,
@@ -108,12 +108,16 @@ class Checkpointer(_FvCheckpointer):
       naming the file;
     - ``resume_or_load`` falling back to the newest older ``model_*.pth`` when the file
       named by ``last_checkpoint`` is unreadable;
-    - a plain-text report of missing / unexpected / shape-mismatched model keys.
+    - a plain-text report of missing / unexpected / shape-mismatched model keys;
+    - ``path`` may be ``detectron2://...`` or ``http(s)://...``: downloaded once into the cache of
+      :func:`~seg_research.checkpoint.download.resolve_weights`.
     """
 
     def __init__(self, model: torch.nn.Module, save_dir: str = "", *, save_to_disk: bool = True,
                  **checkpointables: Any) -> None:
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        # ours, not fvcore's: URLs and detectron2:// resolve through the download cache (checkpoint.download)
+        self.path_manager = PathManager
         self.logger = logging.getLogger(__name__)
 
     def save(self, name: str, **kwargs: Any) -> None:

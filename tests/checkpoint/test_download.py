@@ -11,8 +11,10 @@ import threading
 import time
 
 import pytest
+import torch
+from torch import nn
 
-from seg_research.checkpoint import download
+from seg_research.checkpoint import Checkpointer, download
 from seg_research.checkpoint.download import (
     DETECTRON2_URL_PREFIX,
     WeightsDownloadError,
@@ -100,6 +102,20 @@ def cache(tmp_path):
 def _leftovers(cache_dir):
     """Temporary download folders/files anywhere in the cache."""
     return [p for p in glob.glob(os.path.join(cache_dir, "**", ".*"), recursive=True) if ".part" in p or ".tmp" in p]
+
+
+def _resolve_with_plain_server(server, url, cache):
+    """``resolve_weights(url)`` with the server answering every path as a plain file server
+    (no truncation, no stall); checks the cached file holds the whole payload."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(server.httpd.RequestHandlerClass, "do_GET", http.server.SimpleHTTPRequestHandler.do_GET)
+    try:
+        cached = resolve_weights(url, cache_dir=cache)
+    finally:
+        monkeypatch.undo()
+    with open(cached, "rb") as f:
+        assert f.read() == PAYLOAD
+    return cached
 
 
 def test_local_path_unchanged(tmp_path):
@@ -204,18 +220,7 @@ def test_truncated_download_leaves_nothing_trusted(server, cache):
     # Once the server sends the whole file, the next call downloads it afresh.
     server.put("truncated/w.pth")
     server.requests.clear()
-
-    def serve_whole_file(self):
-        http.server.SimpleHTTPRequestHandler.do_GET(self)
-
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(server.httpd.RequestHandlerClass, "do_GET", serve_whole_file)
-    try:
-        assert resolve_weights(url, cache_dir=cache) == cached
-    finally:
-        monkeypatch.undo()
-    with open(cached, "rb") as f:
-        assert f.read() == PAYLOAD
+    assert _resolve_with_plain_server(server, url, cache) == cached
 
 
 def test_killed_download_leftovers_are_removed_not_trusted(server, cache):
@@ -277,12 +282,19 @@ def test_killed_process_leaves_no_final_file(server, cache):
     assert not os.path.exists(cached)  # only the temporary folder is left, never the final path
 
     server.put("stalled/w.pth")
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(server.httpd.RequestHandlerClass, "do_GET", http.server.SimpleHTTPRequestHandler.do_GET)
-    try:
-        assert resolve_weights(url, cache_dir=cache) == cached
-    finally:
-        monkeypatch.undo()
-    with open(cached, "rb") as f:
-        assert f.read() == PAYLOAD
+    assert _resolve_with_plain_server(server, url, cache) == cached
     assert _leftovers(cache) == []  # the killed run's temporary folder was removed
+
+
+def test_checkpointer_loads_model_weights_from_a_url_once(server, tmp_path, monkeypatch):
+    source = nn.Linear(3, 2)
+    served = tmp_path / "served" / "zoo" / "model_final.pth"
+    served.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": source.state_dict()}, served)
+    monkeypatch.setenv("SEG_RESEARCH_CACHE", str(tmp_path / "env_cache"))
+    monkeypatch.setattr(download, "DETECTRON2_URL_PREFIX", server.base + "/")
+    for path in ("detectron2://zoo/model_final.pth", f"{server.base}/zoo/model_final.pth"):
+        model = nn.Linear(3, 2)
+        Checkpointer(model).load(path)
+        assert torch.equal(model.weight, source.weight) and torch.equal(model.bias, source.bias)
+    assert server.requests == ["/zoo/model_final.pth"]  # the second load read the cached file
