@@ -12,19 +12,12 @@ import torch
 from seg_research.checkpoint import Checkpointer
 from seg_research.config import get_cfg
 from seg_research.modeling import build_model
+from seg_research.structures import Boxes, pairwise_iou
 
 from .detectron2_parity import CONFIGS, NUM_MASKS, OPTS, SEM_STRIDE, generated_state_dict, make_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter)
 
 
 def _load_into_our_model(name, tmp_path, caplog):
@@ -57,14 +50,13 @@ def _check_instances(fixture, instances):
     boxes, scores = instances.pred_boxes.tensor.numpy(), instances.scores.numpy()
     classes = instances.pred_classes.numpy()
     assert len(scores) == len(fixture["scores"])
-    iou = _box_iou(fixture["boxes"], boxes)
+    iou = pairwise_iou(Boxes(torch.as_tensor(fixture["boxes"])), instances.pred_boxes).numpy()
     iou[fixture["classes"][:, None] != classes[None, :]] = -1
     match = iou.argmax(axis=1)
     assert len(set(match.tolist())) == len(match)  # one to one
     np.testing.assert_allclose(boxes[match], fixture["boxes"], atol=1e-2)
     np.testing.assert_allclose(scores[match], fixture["scores"], atol=1e-4)
-    width = fixture["boxes"].shape[0] and instances.image_size[1]
-    expected = np.unpackbits(fixture["masks"], axis=-1, count=width).astype(bool)
+    expected = np.unpackbits(fixture["masks"], axis=-1, count=instances.image_size[1]).astype(bool)
     ours = instances.pred_masks[torch.as_tensor(match[:NUM_MASKS])].numpy()
     for e, o in zip(expected, ours):
         assert (e & o).sum() >= 0.99 * (e | o).sum()
