@@ -1,0 +1,187 @@
+"""The benchmark tasks (``train``, ``inference``, ``data``, ``eval``): each times its work with a
+:class:`~.records.Timer` and returns one JSON-ready record per implementation."""
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+from typing import Any, Callable, Dict, Iterator, List, Tuple
+
+import torch
+from torch import nn
+
+from seg_research.checkpoint import Checkpointer
+from seg_research.config import ConfigError
+from seg_research.data.build import build_detection_test_loader, build_detection_train_loader
+from seg_research.evaluation import build_evaluator
+from seg_research.modeling import build_model
+from seg_research.solver import build_optimizer
+
+from .inputs import Sample, ours_input, samples_from_loader, synthetic_image_size, synthetic_samples, torchvision_input
+from .records import Timer, base_record
+from .torchvision_twin import load_torchvision_weights, torchvision_maskrcnn_from_cfg
+
+
+class _MaskRoiCounter:
+    """Counts the ROIs entering a mask head (forward hook), per timed call."""
+
+    def __init__(self, mask_head: nn.Module) -> None:
+        self.counts: List[int] = []
+        mask_head.register_forward_hook(lambda module, inputs, output: self.counts.append(len(inputs[0])))
+
+
+# ----------------------------------------------------------------------------- tasks
+def _build_models(args, cfg, image_size: int, train: bool) -> Dict[str, nn.Module]:
+    torch.manual_seed(args.seed)
+    if args.compare == "torchvision" and cfg.MODEL.WEIGHTS:
+        raise ConfigError("--compare torchvision starts both models from torchvision's random weights; "
+                          "leave MODEL.WEIGHTS empty.")
+    models = {"seg_research": build_model(cfg)}
+    if cfg.MODEL.WEIGHTS:
+        Checkpointer(models["seg_research"]).load(cfg.MODEL.WEIGHTS)
+    if args.compare == "torchvision":
+        tv_model = torchvision_maskrcnn_from_cfg(cfg, image_size).to(cfg.MODEL.DEVICE)
+        load_torchvision_weights(models["seg_research"], tv_model)
+        models["torchvision"] = tv_model
+    for model in models.values():
+        model.train(train)
+    return models
+
+
+def _alternate(models: Dict[str, Any], count: int) -> Iterator[Tuple[int, str]]:
+    """(repetition, implementation) pairs, alternating implementations within each repetition."""
+    for i in range(count):
+        for impl in models:
+            yield i, impl
+
+
+def bench_train(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
+    size = synthetic_image_size(cfg, train=True)
+    total = args.warmup + args.iters
+    if args.inputs == "dataset":
+        batches = samples_from_loader(cfg, total)
+    else:
+        samples = synthetic_samples(total * cfg.SOLVER.IMS_PER_BATCH, size, args.instances,
+                                    cfg.MODEL.ROI_HEADS.NUM_CLASSES, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+                                    len(cfg.MODEL.PIXEL_MEAN), args.seed)
+        batches = [samples[i::total] for i in range(total)]
+    models = _build_models(args, cfg, size, train=True)
+    device = torch.device(cfg.MODEL.DEVICE)
+    optimizers = {impl: build_optimizer(cfg, model) for impl, model in models.items()}
+    counters = {impl: _MaskRoiCounter(model.roi_heads.mask_head) for impl, model in models.items()
+                if hasattr(getattr(model, "roi_heads", None), "mask_head")}
+
+    def step(impl: str, batch: List[Sample]) -> Callable[[], None]:
+        model, optimizer = models[impl], optimizers[impl]
+
+        def run() -> None:
+            if impl == "torchvision":
+                pairs = [torchvision_input(s, cfg.INPUT.FORMAT, True) for s in batch]
+                losses = model([(image.to(device) / 255) for image, _ in pairs],
+                               [{k: v.to(device) for k, v in t.items()} for _, t in pairs])
+            else:
+                losses = model([ours_input(s, True) for s in batch])
+            optimizer.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            optimizer.step()
+        return run
+
+    # Warm-up steps train each model on its own (random-init proposals are poor; after an update the
+    # ROI heads get their usual share of foreground ROIs). Then, when comparing, both take torchvision's
+    # weights, and every timed step starts from them (reloaded untimed): the two implementations see the
+    # same proposals and, with the same seed, sample the same ROIs at every step, i.e. do the same work.
+    snapshot: Dict[str, Dict[str, torch.Tensor]] = {}
+    for i, impl in _alternate(models, total):
+        if i == args.warmup and not snapshot:
+            if "torchvision" in models:
+                load_torchvision_weights(models["seg_research"], models["torchvision"])
+            snapshot = {name: copy.deepcopy(model.state_dict()) for name, model in models.items()}
+        if snapshot:
+            models[impl].load_state_dict(snapshot[impl])
+        torch.manual_seed(args.seed + i)  # the same ROI sampling draws for both implementations
+        timer(impl, step(impl, batches[i]), record=i >= args.warmup)
+    records = []
+    for impl in models:
+        record = {**base_record(args, cfg, impl), **timer.summary(impl), **timer.memory(impl),
+                  "unit": "s/iter", "batch_size": cfg.SOLVER.IMS_PER_BATCH, "inputs": args.inputs}
+        if args.inputs == "synthetic":
+            record.update(image_size=[size, size], instances_per_image=args.instances)
+        if impl in counters:
+            record["mask_rois"] = statistics.mean(counters[impl].counts[-args.iters:])
+        records.append(record)
+    return records
+
+
+def bench_inference(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
+    size = synthetic_image_size(cfg, train=False)
+    total = args.warmup + args.iters
+    if args.inputs == "dataset":
+        loader = iter(build_detection_test_loader(cfg, cfg.DATASETS.TEST[0]))
+        samples = [{"image": next(loader)[0]["image"]} for _ in range(total)]
+    else:
+        samples = synthetic_samples(total, size, 0, 1, 1, len(cfg.MODEL.PIXEL_MEAN), args.seed)
+    models = _build_models(args, cfg, size, train=False)
+    device = torch.device(cfg.MODEL.DEVICE)
+
+    def call(impl: str, sample: Sample, postprocess: bool) -> Callable[[], Any]:
+        model = models[impl]
+        if impl == "torchvision":
+            image = torchvision_input(sample, cfg.INPUT.FORMAT, False)[0].to(device)
+            if postprocess:
+                return lambda: model([image / 255])
+
+            def raw() -> Any:
+                images, _ = model.transform([image / 255])
+                features = model.backbone(images.tensors)
+                proposals, _ = model.rpn(images, features)
+                return model.roi_heads(features, proposals, images.image_sizes)
+            return raw
+        inputs = [ours_input(sample, False)]
+        return lambda: model(inputs) if postprocess else model.inference(inputs, do_postprocess=False)
+
+    with torch.no_grad():
+        for i, impl in _alternate(models, total):
+            for postprocess in (True, False):
+                key = f"{impl}/{'full' if postprocess else 'raw'}"
+                timer(key, call(impl, samples[i], postprocess), record=i >= args.warmup)
+    return [{**base_record(args, cfg, impl), **timer.summary(f"{impl}/full"), **timer.summary(f"{impl}/raw", "raw_"),
+             **timer.memory(impl), "unit": "s/image", "inputs": args.inputs,
+             **({"image_size": [size, size]} if args.inputs == "synthetic" else {})}
+            for impl in models]
+
+
+def bench_data(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
+    loader = iter(build_detection_train_loader(cfg))
+    for i in range(args.warmup + args.iters):
+        timer("seg_research", lambda: next(loader), record=i >= args.warmup)
+    record = {**base_record(args, cfg, "seg_research"), **timer.summary("seg_research"),
+              **timer.memory("seg_research"), "unit": "s/batch", "batch_size": cfg.SOLVER.IMS_PER_BATCH,
+              "num_workers": cfg.DATALOADER.NUM_WORKERS}
+    record["images_per_s"] = round(cfg.SOLVER.IMS_PER_BATCH / record["median_s"], 3)
+    return [record]
+
+
+def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
+    if not cfg.DATASETS.TEST:
+        raise ConfigError("--task eval times the evaluator of DATASETS.TEST[0]; DATASETS.TEST is empty.")
+    dataset = cfg.DATASETS.TEST[0]
+    model = _build_models(args, cfg, synthetic_image_size(cfg, train=False), train=False)["seg_research"]
+    with torch.no_grad():
+        stored = [(inputs, model(inputs)) for inputs in build_detection_test_loader(cfg, dataset)]
+    with tempfile.TemporaryDirectory(prefix="benchmark_eval_") as output_dir:
+        evaluator = build_evaluator(cfg, dataset, output_dir)
+
+        def evaluate() -> Any:
+            evaluator.reset()
+            for inputs, outputs in stored:
+                evaluator.process(inputs, outputs)
+            return evaluator.evaluate()
+
+        for i in range(args.warmup + args.iters):
+            timer("seg_research", evaluate, record=i >= args.warmup)
+    return [{**base_record(args, cfg, "seg_research"), **timer.summary("seg_research"),
+             **timer.memory("seg_research"), "unit": "s/evaluation", "dataset": dataset,
+             "evaluator": type(evaluator).__name__, "num_images": len(stored)}]
+
+
+BENCHMARKS = {"train": bench_train, "inference": bench_inference, "data": bench_data, "eval": bench_eval}
