@@ -8,7 +8,7 @@ from fvcore.common.config import CfgNode as _FvCfgNode
 
 from ..utils.file_io import PathManager
 
-__all__ = ["CfgNode", "ConfigError", "get_cfg", "TUPLE_OF_NAMES_KEYS"]
+__all__ = ["CfgNode", "ConfigError", "TUPLE_OF_NAMES_KEYS"]
 
 # Keys whose value is a tuple of dataset names: a bare string here is the classic
 # detectron2 mistake (``("coco_val")`` is a string, not a tuple).
@@ -109,10 +109,3 @@ class CfgNode(_FvCfgNode):
                 f"names. Use a tuple: in YAML write `{short}: (\"{value}\",)` (note the comma) or "
                 f"`{short}: [\"{value}\"]`; on the command line pass {key} \"('{value}',)\"."
             )
-
-
-def get_cfg() -> CfgNode:
-    """A fresh copy of the default config (see ``seg_research/config/defaults.py``)."""
-    from .defaults import _C
-
-    return _C.clone()

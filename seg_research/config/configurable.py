@@ -5,12 +5,12 @@ import functools
 import inspect
 from typing import Any, Callable, Optional
 
+from .config import CfgNode
+
 __all__ = ["configurable"]
 
 
 def _is_cfg(obj: Any) -> bool:
-    from .config import CfgNode
-
     return isinstance(obj, CfgNode)
 
 

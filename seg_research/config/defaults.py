@@ -4,6 +4,14 @@ Units: sizes in pixels, SOLVER.STEPS/MAX_ITER/CHECKPOINT_PERIOD/EVAL_PERIOD in i
 """
 from .config import CfgNode as CN
 
+__all__ = ["get_cfg"]
+
+
+def get_cfg() -> CN:
+    """A fresh copy of the default config below (``_C``), to merge files and overrides into."""
+    return _C.clone()
+
+
 _C = CN()
 _C.VERSION = 2
 
