@@ -24,6 +24,7 @@ setup(
         "tensorboard>=2.14",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "cityscapesscripts>=2.2",  # the Cityscapes label table (trainIds, colors)
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"], "sam": ["segment-anything>=1.0"]},
 )
