@@ -1,5 +1,21 @@
 """Install seg_research: ``pip install .`` (ranges here; exact pins in requirements.lock)."""
+import os
+import shutil
+
 from setuptools import find_namespace_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithConfigs(build_py):
+    """Also copy the repository's ``configs/`` (YAML) into ``seg_research/model_zoo/configs`` of
+    the build, so ``seg_research.model_zoo.get_config_file`` finds them in an installed wheel."""
+
+    def run(self) -> None:
+        super().run()
+        target = os.path.join(self.build_lib, "seg_research", "model_zoo", "configs")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree("configs", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
 
 setup(
     name="seg_research",
@@ -9,6 +25,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_namespace_packages(include=["seg_research", "seg_research.*"], exclude=["*.__pycache__"]),
+    cmdclass={"build_py": BuildPyWithConfigs},
     include_package_data=True,
     package_data={"seg_research": ["data/datasets/splits/*.json"]},
     install_requires=[
