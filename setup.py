@@ -38,6 +38,7 @@ setup(
         "Pillow>=10",
         "numpy>=1.24",
         "PyYAML>=6",
+        "omegaconf>=2.1",  # LazyConfig (.py configs, detectron2's library for them)
         "tensorboard>=2.14",
         "tqdm>=4.60",
         "matplotlib>=3.7",
