@@ -67,16 +67,32 @@ def _resnet_prefix(model: torch.nn.Module, layout: str) -> str:
     return stems[0]
 
 
+def _relocate_stages(converted: Dict[str, Any], model: torch.nn.Module, prefix: str) -> Dict[str, Any]:
+    """Entries of a ResNet stage the model keeps outside its backbone (C4's ``roi_heads.res5``)
+    go to the one model key that ends with their name after ``prefix``; others are unchanged."""
+    keys = list(model.state_dict())
+    known = set(keys)
+    relocated = {}
+    for key, value in converted.items():
+        if key not in known and key.startswith(prefix):
+            suffix = "." + key[len(prefix):]
+            candidates = [k for k in keys if k.endswith(suffix)]
+            key = candidates[0] if len(candidates) == 1 else key
+        relocated[key] = value
+    return relocated
+
+
 def _convert_torchvision_resnet(state_dict: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
     """Load a classification ResNet into the model's ResNet, wherever it sits (``backbone.bottom_up.`` ...)."""
-    return convert_torchvision_resnet_state_dict(
-        {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")},
-        prefix=_resnet_prefix(model, "torchvision classification ResNet"),
-    )
+    prefix = _resnet_prefix(model, "torchvision classification ResNet")
+    converted = convert_torchvision_resnet_state_dict(
+        {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}, prefix=prefix)
+    return _relocate_stages(converted, model, prefix)
 
 
 def _convert_caffe2_resnet(state_dict: Dict[str, Any], model: torch.nn.Module) -> Dict[str, Any]:
-    return convert_caffe2_resnet_state_dict(state_dict, prefix=_resnet_prefix(model, "Caffe2 ImageNet ResNet"))
+    prefix = _resnet_prefix(model, "Caffe2 ImageNet ResNet")
+    return _relocate_stages(convert_caffe2_resnet_state_dict(state_dict, prefix=prefix), model, prefix)
 
 
 #: Layouts tried, in order, on a checkpoint's state_dict; a project may append its own.
