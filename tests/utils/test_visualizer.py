@@ -114,15 +114,15 @@ def test_sem_seg_colours_each_class_skips_ignore_and_small_classes():
     sem[40:, 60:] = 255  # ignore
     sem[2:4, 2:4] = 1  # 4 pixels of land
     out = Visualizer(_image(h, w), _meta()).draw_sem_seg(sem, area_threshold=10).get_image()
-    assert tuple(out[58, 10]) == _blend(GREEN, 0.6)
-    assert tuple(out[5, 90]) == _blend(BLUE, 0.6)
+    assert tuple(out[58, 10]) == _blend(GREEN, 0.8)  # detectron2's default alpha 0.8
+    assert tuple(out[5, 90]) == _blend(BLUE, 0.8)
     ignore = sem == 255
     assert not _changed(out, h, w)[_interior(ignore, 2)].any()
     land = sem == 1  # under area_threshold: drawn as sky's hole, no colour of its own
-    assert not (out[land] == _blend(YELLOW, 0.6)).all(axis=1).any()
+    assert not (out[land] == _blend(YELLOW, 0.8)).all(axis=1).any()
     # the label of each class is at the centre of its region, on the fill darkened by 60%
     for color, rows, cols in ((GREEN, slice(20, 44), slice(0, 48)), (BLUE, slice(10, 30), slice(48, 96))):
-        label_background = tuple(int(np.round(c * 0.4)) for c in _blend(color, 0.6))
+        label_background = tuple(int(np.round(c * 0.4)) for c in _blend(color, 0.8))
         assert (out[rows, cols] == label_background).all(axis=2).sum() > 20
 
 
@@ -151,9 +151,9 @@ def test_panoptic_things_in_shades_stuff_in_class_colour_void_untouched():
                 {"id": 1001, "category_id": 0, "isthing": True},
                 {"id": 1002, "category_id": 0, "isthing": True, "score": 0.8}]
     out = Visualizer(_image(h, w), _meta()).draw_panoptic_seg(torch.from_numpy(pan), segments).get_image()
-    assert tuple(out[75, 5]) == _blend(BLUE, 0.6)
-    assert tuple(out[7, 7]) == _blend(RED, 0.6)
-    assert tuple(out[7, 82]) == _blend(shade_color(RED, 1), 0.6)
+    assert tuple(out[75, 5]) == _blend(BLUE, 0.7)  # detectron2's default alpha 0.7
+    assert tuple(out[7, 7]) == _blend(RED, 0.7)
+    assert tuple(out[7, 82]) == _blend(shade_color(RED, 1), 0.7)
     void = pan == 0
     assert not _changed(out, h, w)[_interior(void, 2)].any()
     # no pixel changed outside the segments (void gap rows 31..38 stay, away from contours)
@@ -196,7 +196,7 @@ def test_dataset_dict_draws_polygons_rle_crowd_sem_seg_and_panoptic_files(tmp_pa
     np.testing.assert_array_equal(read_panoptic_ids(record["pan_seg_file_name"]), pan_ids)
     out = Visualizer(_image(h, w), _meta()).draw_dataset_dict(record).get_image()
     assert tuple(out[75, 5]) == _blend(YELLOW, 0.5)  # sem_seg "land"
-    assert tuple(out[22, 62]) == _blend(BLUE, 0.6)  # the panoptic thing of class "b"
+    assert tuple(out[22, 62]) == _blend(BLUE, 0.5)  # the panoptic thing of class "b"
     assert not _changed(out, h, w)[70:, 55:].any()  # ignore and void
 
 
