@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
+if TYPE_CHECKING:
+    from ..structures import Boxes
+
 __all__ = ["paste_masks_in_image"]
 
 
-def paste_masks_in_image(masks: torch.Tensor, boxes: torch.Tensor, image_shape: Tuple[int, int],
+def paste_masks_in_image(masks: torch.Tensor, boxes: Union[torch.Tensor, "Boxes"], image_shape: Tuple[int, int],
                          threshold: float = 0.5) -> torch.Tensor:
     """Resample each M×M mask onto the pixels of its box, with the box's exact (float) corners.
 
@@ -21,7 +24,7 @@ def paste_masks_in_image(masks: torch.Tensor, boxes: torch.Tensor, image_shape: 
 
     Args:
         masks: (N, M, M) or (N, 1, M, M) probabilities in [0, 1].
-        boxes: (N, 4) XYXY absolute pixel coordinates in the image.
+        boxes: (N, 4) XYXY absolute pixel coordinates in the image, a tensor or ``Boxes``.
         image_shape: (H, W) of the image.
         threshold: ``>= 0``: return bool masks ``value > threshold``; ``< 0``: return the float values.
 
@@ -33,7 +36,7 @@ def paste_masks_in_image(masks: torch.Tensor, boxes: torch.Tensor, image_shape: 
     height, width = image_shape
     out_dtype = torch.bool if threshold >= 0 else torch.float32
     result = torch.zeros((len(masks), height, width), dtype=out_dtype, device=masks.device)
-    boxes = boxes.to(torch.float32)
+    boxes = getattr(boxes, "tensor", boxes).to(torch.float32)  # Boxes or (N, 4) tensor
     for i, (mask, (x0, y0, x1, y1)) in enumerate(zip(masks, boxes.tolist())):
         left, top = max(int(math.floor(x0)) - 1, 0), max(int(math.floor(y0)) - 1, 0)
         right, bottom = min(int(math.ceil(x1)) + 1, width), min(int(math.ceil(y1)) + 1, height)

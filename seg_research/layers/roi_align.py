@@ -17,9 +17,10 @@ import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
+from torch import nn
 from torchvision.ops import roi_align as _torchvision_roi_align
 
-__all__ = ["roi_align", "multilevel_roi_align", "roi_align_matrix"]
+__all__ = ["ROIAlign", "roi_align", "multilevel_roi_align", "roi_align_matrix"]
 
 
 def _csr(crow: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, shape: Tuple[int, int]) -> torch.Tensor:
@@ -136,15 +137,27 @@ def _channels_last_rows(feature: torch.Tensor) -> torch.Tensor:
     return feature.permute(0, 2, 3, 1).reshape(-1, feature.shape[1])
 
 
+def _stacked_rows(features: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """The levels' (N·H_l·W_l, C) rows one under the other, in ``dtype`` (one copy at most)."""
+    rows = [_channels_last_rows(f) for f in features]
+    if len(rows) == 1:
+        return rows[0].to(dtype)
+    return torch.cat(rows, out=rows[0].new_empty(sum(len(r) for r in rows), rows[0].shape[1], dtype=dtype))
+
+
 class _SparseRoIAlign(torch.autograd.Function):
-    """``A @ F`` with ``F`` the levels' features as rows of channels; gradient ``Aᵀ @ grad``."""
+    """``A @ F`` with ``F`` the levels' features as rows of channels; gradient ``Aᵀ @ grad``.
+
+    The product runs in the matrix's dtype (float32 for float32/bfloat16/float16 features: torch's
+    sparse kernels have no reduced-precision CPU version, and under autocast the sums keep float32
+    accuracy); the gradients are cast back to each feature's dtype by autograd.
+    """
 
     @staticmethod
     def forward(ctx, matrix: torch.Tensor, output_size: Tuple[int, int], *features: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(matrix)
         ctx.shapes = [f.shape for f in features]
-        rows = [_channels_last_rows(f) for f in features]
-        dense = rows[0] if len(rows) == 1 else torch.cat(rows)
+        dense = _stacked_rows(features, matrix.dtype)
         # mm with an ``out`` buffer: torch.sparse.mm would zero-fill a result and copy it once more
         pooled = torch.mm(matrix, dense, out=dense.new_empty(matrix.shape[0], dense.shape[1]))
         channels = features[0].shape[1]
@@ -170,9 +183,10 @@ def multilevel_roi_align(features: Sequence[torch.Tensor], rois: torch.Tensor, l
         output_size, spatial_scales (per level), sampling_ratio, aligned: as for :func:`roi_align`.
 
     Returns:
-        float (R, C, Ph, Pw), channels-last in memory, ROIs in the order of ``rois``.
+        (R, C, Ph, Pw), channels-last in memory, ROIs in the order of ``rois``; float64 for float64
+        features, else float32 (bfloat16/float16 features, e.g. under autocast, are pooled in float32).
     """
-    rois = rois.detach().to(features[0].dtype)
+    rois = rois.detach().to(torch.promote_types(features[0].dtype, torch.float32))
     matrix = roi_align_matrix(rois, [(f.shape[0], f.shape[2], f.shape[3]) for f in features], output_size,
                               spatial_scales, sampling_ratio, aligned, level_of_roi)
     return _SparseRoIAlign.apply(matrix, tuple(output_size), *features)
@@ -200,3 +214,31 @@ def roi_align(features: torch.Tensor, rois: torch.Tensor, output_size: Union[int
         return _torchvision_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned)
     return multilevel_roi_align([features], rois, torch.zeros(len(rois), dtype=torch.long), output_size,
                                 [float(spatial_scale)], int(sampling_ratio), bool(aligned))
+
+
+class ROIAlign(nn.Module):
+    """detectron2's module form of :func:`roi_align`:
+    ``ROIAlign(output_size, spatial_scale, sampling_ratio, aligned=True)(input, rois)``.
+
+    ``input`` float (N, C, H, W); ``rois`` (R, 5) rows ``(image index, x0, y0, x1, y1)`` in input
+    pixels; returns (R, C, Ph, Pw). ``aligned=True`` (the default here, as in detectron2) samples
+    at pixel centres.
+    """
+
+    def __init__(self, output_size: Union[int, Tuple[int, int]], spatial_scale: float, sampling_ratio: int,
+                 aligned: bool = True) -> None:
+        super().__init__()
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+
+    def forward(self, input: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        if rois.dim() != 2 or rois.shape[1] != 5:
+            raise ValueError(f"ROIAlign expects rois of shape (R, 5) (image index, x0, y0, x1, y1), got {tuple(rois.shape)}.")
+        return roi_align(input, rois.to(input.dtype), self.output_size, self.spatial_scale, self.sampling_ratio,
+                         self.aligned)
+
+    def extra_repr(self) -> str:
+        return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+                f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}")

@@ -1,12 +1,23 @@
 """Data structures shared by data loading, models and evaluation: boxes, instances, masks, image batches."""
-from .boxes import BoxMode, Boxes, pairwise_intersection, pairwise_ioa, pairwise_iou
+from ..utils.absent import absent_names
+from .boxes import BoxMode, Boxes, pairwise_intersection, pairwise_ioa, pairwise_iou, pairwise_point_box_distance
 from .image_list import ImageList
 from .instances import Instances
 from .masks import BitMasks, PolygonMasks, bitmask_to_rle, check_rle, polygons_to_bitmask, rle_to_bitmask
+from .roi_masks import ROIMasks
 
 __all__ = [
-    "BoxMode", "Boxes", "pairwise_intersection", "pairwise_iou", "pairwise_ioa",
+    "BoxMode", "Boxes", "pairwise_intersection", "pairwise_iou", "pairwise_ioa", "pairwise_point_box_distance",
     "Instances", "ImageList",
     "BitMasks", "PolygonMasks", "polygons_to_bitmask", "rle_to_bitmask", "bitmask_to_rle",
-    "check_rle",
+    "check_rle", "ROIMasks",
 ]
+
+_KEYPOINTS = "keypoint detection is not supported (no keypoint head or keypoint annotations in seg_research)."
+_ROTATED = "rotated boxes are not supported; boxes are axis-aligned XYXY (structures.Boxes, pairwise_iou)."
+__getattr__ = absent_names(__name__, {
+    "Keypoints": _KEYPOINTS,
+    "heatmaps_to_keypoints": _KEYPOINTS,
+    "RotatedBoxes": _ROTATED,
+    "pairwise_iou_rotated": _ROTATED,
+})

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_area, box_convert, box_iou, clip_boxes_to_image
 
-__all__ = ["BoxMode", "Boxes", "pairwise_intersection", "pairwise_iou", "pairwise_ioa"]
+__all__ = ["BoxMode", "Boxes", "pairwise_intersection", "pairwise_iou", "pairwise_ioa", "pairwise_point_box_distance"]
 
 RawBoxType = Union[List[float], Tuple[float, ...], torch.Tensor, np.ndarray]
 
@@ -209,3 +209,12 @@ def pairwise_ioa(boxes1: Boxes, boxes2: Boxes) -> torch.Tensor:
     area2 = boxes2.area()[None, :]
     ioa = inter / area2
     return torch.where(area2 > 0, ioa, torch.zeros_like(ioa))
+
+
+def pairwise_point_box_distance(points: torch.Tensor, boxes: Boxes) -> torch.Tensor:
+    """Float (N, M, 4): for every point (N, 2) ``(x, y)`` and box of ``boxes`` (M), the signed
+    distances ``(x - x0, y - y0, x1 - x, y1 - y)`` to the box's left, top, right and bottom
+    edges (all positive when the point is inside the box)."""
+    x, y = points[:, 0, None], points[:, 1, None]  # (N, 1)
+    x0, y0, x1, y1 = boxes.tensor[None].unbind(dim=2)  # each (1, M)
+    return torch.stack([x - x0, y - y0, x1 - x, y1 - y], dim=2)

@@ -1,0 +1,40 @@
+"""Names detectron2 exports that seg_research does not have: importing one says what to use.
+
+A package lists them with :func:`absent_names` and installs the result as its module-level
+``__getattr__`` (PEP 562)::
+
+    __getattr__ = absent_names(__name__, {"RotatedBoxes": "rotated boxes are not supported; ..."})
+
+Then ``from seg_research.structures import RotatedBoxes`` raises :class:`AbsentFromSegResearch`
+(an ``ImportError``) carrying that advice, instead of a bare "cannot import name". Any other
+unknown attribute still raises ``AttributeError``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, NoReturn
+
+__all__ = ["AbsentFromSegResearch", "absent_names"]
+
+
+class AbsentFromSegResearch(ImportError):
+    """A detectron2 name that seg_research deliberately does not provide; the message says what to use."""
+
+
+def absent_names(module_name: str, advice: Dict[str, str]) -> Callable[[str], NoReturn]:
+    """A module ``__getattr__`` raising :class:`AbsentFromSegResearch` for the names of ``advice``.
+
+    Args:
+        module_name: the package's ``__name__`` (``seg_research.layers``).
+        advice: detectron2 name -> what it was and what to use instead (one sentence or two).
+    """
+    detectron2_module = module_name.replace("seg_research", "detectron2", 1)
+
+    def __getattr__(name: str) -> NoReturn:
+        if name in advice:
+            raise AbsentFromSegResearch(
+                f"{detectron2_module}.{name} has no counterpart in {module_name}: {advice[name]}",
+                name=name,
+            )
+        raise AttributeError(f"module '{module_name}' has no attribute '{name}'")
+
+    return __getattr__
