@@ -1,0 +1,17 @@
+"""Instance masks as polygons (:class:`PolygonMasks`) or dense bitmaps (:class:`BitMasks`), and RLE helpers.
+
+One module per job: ``polygons`` (validation, rasterization), ``rle`` (COCO RLE check, decode,
+encode), ``roi`` (masks in their boxes' frames, the mask head's targets), ``polygon_masks`` and
+``bitmasks`` (the two containers).
+
+Pixel convention (COCO's): polygon coordinates are continuous pixel coordinates in which
+pixel ``(i, j)`` (row ``i``, column ``j``) covers ``[j, j + 1) x [i, i + 1)``. The square
+polygon ``[0, 0, 2, 0, 2, 2, 0, 2]`` therefore rasterizes to the 2x2 block of pixels
+``(0..1, 0..1)`` and has area 4. Rasterization is pycocotools' (``frPyObjects`` + ``decode``).
+"""
+from .bitmasks import BitMasks
+from .polygon_masks import PolygonMasks
+from .polygons import polygons_to_bitmask
+from .rle import bitmask_to_rle, check_rle, rle_to_bitmask
+
+__all__ = ["BitMasks", "PolygonMasks", "polygons_to_bitmask", "rle_to_bitmask", "bitmask_to_rle", "check_rle"]
