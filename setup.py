@@ -34,6 +34,7 @@ setup(
         "fvcore>=0.1.5",
         "iopath>=0.1.9",
         "pycocotools>=2.0.7",
+        "hotcoco>=1.3",  # COCOEvaluator's fast backend (pycocotools' numbers); pycocotools stays the reference
         "opencv-python-headless>=4.8",
         "Pillow>=10",
         "numpy>=1.24",

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import shutil
+import tempfile
 import time
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional
@@ -13,8 +15,10 @@ from torch import nn
 from tqdm import tqdm
 
 from ..utils import comm
+from .prediction_shards import read_shards, shard_path, write_shard
 
-__all__ = ["DatasetEvaluator", "DatasetEvaluators", "inference_on_dataset", "inference_context"]
+__all__ = ["DatasetEvaluator", "DatasetEvaluators", "inference_on_dataset", "inference_context",
+           "gather_predictions"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,47 @@ class DatasetEvaluators(DatasetEvaluator):
                         raise KeyError(f"Two evaluators returned results for the same task '{k}'.")
                     results[k] = v
         return results
+
+
+def gather_predictions(records: List[Dict[str, Any]], output_dir: Optional[str], prefix: str
+                       ) -> Optional[List[Dict[str, Any]]]:
+    """Every rank's ``records`` (JSON-serialisable dicts), rank 0's first, on the main process;
+    None on the others. Call it on every rank.
+
+    Each rank writes its records to a shard file (:mod:`.prediction_shards`, atomic) in
+    ``output_dir``, or, without one, in a temporary folder that rank 0 makes when all ranks run
+    on one machine; after a barrier the main process reads the shards line by line and deletes
+    them. So the main process never holds the other ranks' pickled predictions, only the parsed
+    records. A multi-machine run without ``output_dir`` has no shared folder: it falls back to
+    ``comm.gather`` (with a warning). One process returns ``records`` as they are.
+
+    Args:
+        records: this rank's records.
+        output_dir: a folder every rank can write and the main process can read (None: see above).
+        prefix: shard file name prefix, unique per evaluator writing into ``output_dir``.
+    """
+    world_size = comm.get_world_size()
+    if world_size == 1:
+        return records
+    folder, temporary = output_dir, output_dir is None
+    if temporary:
+        if comm.get_local_size() != world_size:
+            logger.warning(f"Gathering {prefix} predictions of {world_size} processes on several machines without "
+                           f"an output folder: all of them pass through the main process's memory at once. Give "
+                           f"the evaluator an output_dir on a shared filesystem to gather through shard files.")
+            gathered = comm.gather(records, dst=0)
+            return [r for rank_records in gathered for r in rank_records] if comm.is_main_process() else None
+        folder = comm.all_gather(tempfile.mkdtemp(prefix="eval_shards_") if comm.is_main_process() else None)[0]
+    write_shard(shard_path(folder, prefix, comm.get_rank(), world_size), records)
+    comm.synchronize()
+    if not comm.is_main_process():
+        return None
+    paths = [shard_path(folder, prefix, rank, world_size) for rank in range(world_size)]
+    try:
+        return list(read_shards(paths, delete=True))
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

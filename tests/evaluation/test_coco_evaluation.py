@@ -210,8 +210,9 @@ def test_max_dets_per_image_limits_detections_per_class(coco_files):
     assert res["bbox"]["AP50"] == pytest.approx(50.0, abs=1e-9) and res["bbox"]["AP-dog"] == 0.0
 
 
-def test_distributed_gathers_on_rank0(coco_files, tmp_path, monkeypatch):
-    """Two ranks, one image each (comm faked in-process: spawning workers costs ~20 s on 2 cores)."""
+def test_distributed_gathers_on_rank0_through_shard_files(coco_files, tmp_path, monkeypatch):
+    """Two ranks, one image each (comm faked in-process: spawning workers costs ~20 s on 2 cores): rank 1
+    writes its shard and returns None, rank 0 writes its own, reads both, deletes them and scores all."""
     name, _, _ = coco_files
     expected = _run(COCOEvaluator(name, distributed=False), _predictions())
     rank0, rank1 = (COCOEvaluator(name, distributed=True, output_dir=str(tmp_path)) for _ in range(2))
@@ -219,13 +220,17 @@ def test_distributed_gathers_on_rank0(coco_files, tmp_path, monkeypatch):
         evaluator.process([inp], [out])
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(comm, "synchronize", lambda: None)
+    monkeypatch.setattr(comm, "gather", lambda *a, **k: pytest.fail("predictions must not go through comm.gather"))
+    monkeypatch.setattr(comm, "get_rank", lambda: 1)
     monkeypatch.setattr(comm, "is_main_process", lambda: False)
-    monkeypatch.setattr(comm, "gather", lambda data, dst=0: [])
     assert rank1.evaluate() is None
+    shard = tmp_path / "coco_instances_predictions.rank-00001-of-00002.jsonl"
+    assert [json.loads(line)["image_id"] for line in shard.read_text().splitlines()] == [2]
+    monkeypatch.setattr(comm, "get_rank", lambda: 0)
     monkeypatch.setattr(comm, "is_main_process", lambda: True)
-    monkeypatch.setattr(comm, "gather", lambda data, dst=0: [data, rank1._predictions])
     res = rank0.evaluate()
     assert len(json.loads((tmp_path / "coco_instances_results.json").read_text())) == 8
+    assert not list(tmp_path.glob("*.jsonl"))  # shards deleted once read
     for task in ("bbox", "segm"):
         for key, value in expected[task].items():
             _assert_same(res[task][key], value)
