@@ -251,6 +251,9 @@ _C.TEST.SAVE_PREDICTIONS = True
 # Processes computing PQ in COCOPanopticEvaluator, per rank: 0 computes in the evaluating process;
 # N > 0 uses a pool of N processes over chunks of images (one image in memory per process).
 _C.TEST.PANOPTIC_NUM_WORKERS = 0
+# [[task, metric, expected value, tolerance], ...] checked by evaluation.verify_results after
+# evaluation (detectron2's key), e.g. [["bbox", "AP", 38.5, 0.2]].
+_C.TEST.EXPECTED_RESULTS = []
 
 # ---------------------------------------------------------------------------- #
 # Misc
