@@ -254,6 +254,13 @@ _C.TEST.PANOPTIC_NUM_WORKERS = 0
 # [[task, metric, expected value, tolerance], ...] checked by evaluation.verify_results after
 # evaluation (detectron2's key), e.g. [["bbox", "AP", 38.5, 0.2]].
 _C.TEST.EXPECTED_RESULTS = []
+# Test-time augmentation (detectron2's keys), used by DefaultTrainer.test_with_TTA: each image is
+# also run at every short side in MIN_SIZES (long side capped at MAX_SIZE) and, with FLIP, mirrored;
+# detections are merged by NMS (masks averaged), semantic probabilities averaged.
+_C.TEST.AUG = CN({"ENABLED": False})
+_C.TEST.AUG.MIN_SIZES = (400, 500, 600, 700, 800, 900, 1000, 1100, 1200)
+_C.TEST.AUG.MAX_SIZE = 4000
+_C.TEST.AUG.FLIP = True
 
 # ---------------------------------------------------------------------------- #
 # Misc

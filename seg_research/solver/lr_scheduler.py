@@ -1,7 +1,9 @@
 """Per-iteration LR schedules: an fvcore ``ParamScheduler`` multiplies each group's base LR."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+import bisect
+import math
+from typing import Any, Dict, List, Sequence
 
 import torch
 from fvcore.common.param_scheduler import (
@@ -11,7 +13,7 @@ from fvcore.common.param_scheduler import (
     ParamScheduler,
 )
 
-__all__ = ["WarmupParamScheduler", "LRMultiplier"]
+__all__ = ["WarmupParamScheduler", "LRMultiplier", "WarmupMultiStepLR", "WarmupCosineLR"]
 
 
 class WarmupParamScheduler(CompositeParamScheduler):
@@ -82,3 +84,67 @@ class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
         for group, lr in zip(self.optimizer.param_groups, self._lrs_at(self.last_epoch), strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+def _legacy_warmup_factor(method: str, iteration: int, warmup_iters: int, warmup_factor: float) -> float:
+    """LR multiplier of detectron2's legacy schedulers at ``iteration``: 1 after ``warmup_iters``;
+    before, ``warmup_factor`` ("constant") or a linear ramp from ``warmup_factor`` to 1 ("linear")."""
+    if iteration >= warmup_iters:
+        return 1.0
+    if method == "constant":
+        return warmup_factor
+    if method == "linear":
+        alpha = iteration / warmup_iters
+        return warmup_factor * (1 - alpha) + alpha
+    raise ValueError(f"Unknown warmup method '{method}'; use 'linear' or 'constant'.")
+
+
+class _LegacyWarmupLR(torch.optim.lr_scheduler.LRScheduler):
+    """A schedule ``base_lr * warmup(iteration) * decay(iteration)``, stepped once per iteration."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_factor: float, warmup_iters: int,
+                 warmup_method: str, last_epoch: int) -> None:
+        _legacy_warmup_factor(warmup_method, 0, 1, warmup_factor)  # reject an unknown method now
+        self.warmup_factor = warmup_factor
+        self.warmup_iters = warmup_iters
+        self.warmup_method = warmup_method
+        super().__init__(optimizer, last_epoch)
+
+    def _decay(self, iteration: int) -> float:
+        raise NotImplementedError
+
+    def get_lr(self) -> List[float]:
+        factor = _legacy_warmup_factor(self.warmup_method, self.last_epoch, self.warmup_iters, self.warmup_factor)
+        return [base_lr * factor * self._decay(self.last_epoch) for base_lr in self.base_lrs]
+
+
+class WarmupMultiStepLR(_LegacyWarmupLR):
+    """detectron2's (deprecated there) step schedule as a torch LR scheduler: at iteration ``i`` the
+    LR is ``base_lr * warmup(i) * gamma ** (number of milestones <= i)``. The config path
+    (``SOLVER.LR_SCHEDULER_NAME: WarmupMultiStepLR``) builds the equivalent :class:`LRMultiplier`.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, milestones: Sequence[int], gamma: float = 0.1,
+                 warmup_factor: float = 0.001, warmup_iters: int = 1000, warmup_method: str = "linear",
+                 last_epoch: int = -1) -> None:
+        if list(milestones) != sorted(milestones):
+            raise ValueError(f"WarmupMultiStepLR milestones must be increasing, got {list(milestones)}.")
+        self.milestones = list(milestones)
+        self.gamma = gamma
+        super().__init__(optimizer, warmup_factor, warmup_iters, warmup_method, last_epoch)
+
+    def _decay(self, iteration: int) -> float:
+        return self.gamma ** bisect.bisect_right(self.milestones, iteration)
+
+
+class WarmupCosineLR(_LegacyWarmupLR):
+    """detectron2's (deprecated there) cosine schedule as a torch LR scheduler: at iteration ``i``
+    the LR is ``base_lr * warmup(i) * 0.5 * (1 + cos(pi * i / max_iters))``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, max_iters: int, warmup_factor: float = 0.001,
+                 warmup_iters: int = 1000, warmup_method: str = "linear", last_epoch: int = -1) -> None:
+        self.max_iters = max_iters
+        super().__init__(optimizer, warmup_factor, warmup_iters, warmup_method, last_epoch)
+
+    def _decay(self, iteration: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * iteration / self.max_iters))
