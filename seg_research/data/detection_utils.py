@@ -161,12 +161,25 @@ def read_record_sem_seg(dataset_dict: Dict[str, Any]) -> np.ndarray:
     """The semantic labels of a dataset dict, as used by the mapper and the evaluator alike.
 
     Reads ``dataset_dict["sem_seg_file_name"]`` with :func:`read_sem_seg`, as a binary
-    foreground mask (labels 0/1) when the dict has ``"sem_seg_binary": True``.
+    foreground mask (labels 0/1) when the dict has ``"sem_seg_binary": True``. A dict whose
+    file stores the dataset's own label values (ADE20K's 0 = other, 1..150; Cityscapes'
+    labelIds) has ``"sem_seg_label_map"``: a 256-entry uint8 array, label = map[stored value].
 
     Returns:
         HxW integer np.ndarray of class ids (255 = ignore).
+
+    Raises:
+        DataError: naming the file when ``sem_seg_label_map`` is given and the file is not 8-bit.
     """
-    return read_sem_seg(dataset_dict["sem_seg_file_name"], binary=bool(dataset_dict.get("sem_seg_binary", False)))
+    file_name = dataset_dict["sem_seg_file_name"]
+    labels = read_sem_seg(file_name, binary=bool(dataset_dict.get("sem_seg_binary", False)))
+    label_map = dataset_dict.get("sem_seg_label_map")
+    if label_map is None:
+        return labels
+    if labels.dtype != np.uint8:
+        raise DataError(f"'sem_seg_label_map' maps 8-bit label values, but the file holds {labels.dtype} values. "
+                        f"Use the dataset's original 8-bit label PNGs.", file_name=file_name)
+    return np.asarray(label_map, dtype=np.uint8)[labels]
 
 
 def read_panoptic_ids(file_name: str) -> np.ndarray:

@@ -19,6 +19,12 @@ PH2 (:mod:`.ph2`, files under ``get_datasets_root()/PH2Dataset``): ``ph2_{train,
 ``get_datasets_root()/MADS``): ``mads_{train,val,test}`` and ``mads_{train,val,test}_sem_seg``.
 Their loaders check the files only when called.
 
+PASCAL VOC 2012 segmentation (:mod:`.voc2012_sem_seg`, under ``VOCdevkit/VOC2012``):
+``voc_2012_sem_seg_{train,val,trainval,train_aug}``. ADE20K (:mod:`.ade20k`, under
+``ADEChallengeData2016``): ``ade20k_sem_seg_{train,val}``. Cityscapes fine (:mod:`.cityscapes`,
+:mod:`.cityscapes_panoptic`, under ``cityscapes``): ``cityscapes_fine_{sem_seg,instance_seg}_{train,val,test}``
+and ``cityscapes_fine_panoptic_{train,val}``. All in the datasets' released layouts.
+
 COCO 2017 instances (files under ``get_datasets_root()/coco``): ``coco_2017_{train,val}`` with
 ``annotations/instances_{train,val}2017.json`` and images in ``{train,val}2017/``; class
 names and the id mapping are read from the json when the dataset is first loaded.
@@ -49,9 +55,13 @@ from .coco_panoptic import (
     register_coco_panoptic,
     register_coco_panoptic_separated,
 )
+from .ade20k import register_all_ade20k
+from .cityscapes import register_all_cityscapes
+from .cityscapes_panoptic import register_all_cityscapes_panoptic
 from .mads import register_all_mads
 from .ph2 import register_all_ph2
 from .shapes import CATEGORIES, generate_shapes
+from .voc2012_sem_seg import register_all_voc2012_sem_seg
 
 __all__ = ["get_datasets_root", "shapes_split_params", "register_all_shapes", "register_all_coco",
            "register_all_coco_panoptic"]
@@ -192,3 +202,7 @@ register_all_coco(get_datasets_root())
 register_all_coco_panoptic(get_datasets_root())
 register_all_ph2(get_datasets_root())
 register_all_mads(get_datasets_root())
+register_all_voc2012_sem_seg(get_datasets_root())
+register_all_ade20k(get_datasets_root())
+register_all_cityscapes(get_datasets_root())
+register_all_cityscapes_panoptic(get_datasets_root())

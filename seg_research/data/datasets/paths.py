@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence
 from seg_research.data.errors import DataError
 from seg_research.utils.file_io import PathManager
 
-__all__ = ["resolve_under_root", "check_files_exist"]
+__all__ = ["resolve_under_root", "check_files_exist", "check_dirs_exist"]
 
 
 def resolve_under_root(root: str, relative: str, record: Any = None, allow_outside: bool = False) -> str:
@@ -62,3 +62,17 @@ def check_files_exist(paths: Sequence[str], what: str, hint: str, source: Option
             f"{len(missing)} of {len(paths)} {what} do not exist: {listed}{more}. {hint}",
             file_name=source,
         )
+
+
+def check_dirs_exist(paths: Sequence[str], what: str, hint: str) -> None:
+    """Raise one :class:`DataError` naming the folders of ``paths`` that do not exist.
+
+    Args:
+        paths: folders a dataset layout needs (e.g. ``.../ADEChallengeData2016/images/training``).
+        what: the dataset, for the message (``"ADE20K"``).
+        hint: where to get the files and how to lay them out.
+    """
+    missing = [p for p in paths if not PathManager.isdir(p)]
+    if missing:
+        listed = ", ".join(f"'{p}'" for p in missing)
+        raise DataError(f"{what}: expected folder(s) not found: {listed}. {hint}", file_name=missing[0])
