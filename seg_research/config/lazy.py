@@ -29,7 +29,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..utils.file_io import PathManager, atomic_open
 from .config import ConfigError, _closest_key_hint
-from .instantiate import TARGET_KEY, target_to_string
+from .instantiate import TARGET_KEY, locate, target_to_string
 
 __all__ = ["LazyCall", "LazyConfig"]
 
@@ -164,6 +164,19 @@ def _all_keys(cfg: Any, prefix: str = "") -> List[str]:
     return keys
 
 
+def _accepts_argument(node: DictConfig, name: str) -> bool:
+    """Whether ``node`` is a ``_target_`` dict whose target takes a keyword argument ``name``
+    (an argument left at its default is no key of the config, but may be overridden)."""
+    target = node.get(TARGET_KEY) if TARGET_KEY in node else None
+    if target is None:
+        return False
+    try:
+        params = inspect.signature(locate(target) if isinstance(target, str) else target).parameters
+    except (ConfigError, TypeError, ValueError):
+        return False
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
 def _to_saveable(cfg: Any, path: str, bad: List[str]) -> Any:
     """A plain-container copy of ``cfg`` with callables (``_target_`` values and others) as dotted
     paths; keys of values that YAML cannot hold go to ``bad``. Interpolations stay unresolved."""
@@ -260,8 +273,9 @@ class LazyConfig:
 
         Values are Python literals (``train.max_iter=100``, ``optimizer.lr=1e-3``,
         ``model.pixel_std=(57.4, 57.1, 58.4)``), YAML scalars (``true``, ``null``) or plain text
-        (``train.output_dir=out/run1``). Keys must exist (a typo fails with the closest key);
-        prefix a key with ``+`` to add a new one (``+model.roi_heads.foo=1``).
+        (``train.output_dir=out/run1``). Keys must exist, or be an argument of the ``_target_``
+        they go to (``model.roi_heads.box_predictor.test_nms_thresh=0.6`` where it is left at its
+        default); a typo fails with the closest key. Prefix a key with ``+`` to add any new key.
         """
         for override in overrides:
             key, sep, text = override.partition("=")
@@ -278,10 +292,10 @@ class LazyConfig:
                 what = "does not exist" if parent is None else f"is a {type(parent).__name__}, not a config"
                 raise ConfigError(f"Override '{override}': '{parent_key}' {what}."
                                   f"{_closest_key_hint(parent_key, _all_keys(cfg))}")
-            if leaf not in parent and not add:
+            if leaf not in parent and not add and not _accepts_argument(parent, leaf):
                 raise ConfigError(f"Override '{override}': key '{key}' does not exist."
                                   f"{_closest_key_hint(key, _all_keys(cfg))} Prefix it with '+' to add it.")
-            OmegaConf.update(cfg, key, _parse_override_value(text), merge=False, force_add=add)
+            OmegaConf.update(cfg, key, _parse_override_value(text), merge=False, force_add=True)
         return cfg
 
     @staticmethod
