@@ -75,7 +75,8 @@ class ROIPooler(nn.Module):
         """
         if len(features) != len(self.scales):
             raise ValueError(f"ROIPooler got {len(features)} feature levels but has {len(self.scales)} scales.")
-        rois = boxes_to_rois(box_lists).to(features[0].dtype)
+        # box coordinates stay float32 under autocast (bfloat16 would round 500 px to 2 px steps)
+        rois = boxes_to_rois(box_lists).to(torch.promote_types(features[0].dtype, torch.float32))
         if len(self.scales) == 1:
             return self._pool(features[0], rois, self.scales[0])
         level_of_box = self.level_mapper([b.tensor for b in box_lists])
