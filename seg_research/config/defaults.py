@@ -24,6 +24,9 @@ _C.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
 # Path to weights (ours, torchvision or detectron2 .pkl); "" trains from scratch.
 _C.MODEL.WEIGHTS = ""
 _C.MODEL.MASK_ON = False
+# Inference precision (DefaultPredictor, tools/demo.py, evaluation): "fp32", or "bf16"/"fp16"/"auto"
+# for a forward pass under torch.autocast (see SOLVER.AMP); outputs are returned in float32.
+_C.MODEL.PRECISION = "fp32"
 # Values are in the image's channel order given by INPUT.FORMAT, 0-255 scale.
 _C.MODEL.PIXEL_MEAN = [103.530, 116.280, 123.675]
 _C.MODEL.PIXEL_STD = [57.375, 57.120, 58.395]
@@ -232,8 +235,12 @@ _C.SOLVER.CLIP_GRADIENTS = CN({"ENABLED": False})
 _C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "value"  # "value" or "norm"
 _C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0
 _C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
-# Automatic mixed precision (CUDA only).
+# Automatic mixed precision: the forward pass under torch.autocast (parameters, optimizer state,
+# BN statistics, losses and checkpoints stay float32). PRECISION "auto" is fp16 with a GradScaler
+# on CUDA (detectron2's behaviour) and bf16 on a CPU; "bf16", "fp16" or "fp32". A CPU without
+# native bf16 kernels (AVX-512 BF16/AMX/AVX-512) says so and trains in fp32.
 _C.SOLVER.AMP = CN({"ENABLED": False})
+_C.SOLVER.AMP.PRECISION = "auto"
 # On a NaN/infinite loss: False raises FloatingPointError with the iteration and the loss dict;
 # True skips that optimizer step (gradients zeroed), counted as nonfinite_steps_skipped in metrics.
 _C.SOLVER.SKIP_NONFINITE_STEPS = False
