@@ -1,8 +1,9 @@
 """Instance masks as polygons (:class:`PolygonMasks`) or dense bitmaps (:class:`BitMasks`), and RLE helpers.
 
 One module per job: ``polygons`` (validation, rasterization), ``rle`` (COCO RLE check, decode,
-encode), ``roi`` (masks in their boxes' frames, the mask head's targets), ``polygon_masks`` and
-``bitmasks`` (the two containers).
+encode), ``crop`` (masks cropped to their boxes' frames: the mask head's targets), ``polygon_masks``
+and ``bitmasks`` (the two containers). :class:`~seg_research.structures.ROIMasks` (predicted
+box-relative masks) is in ``structures/roi_masks.py``.
 
 Pixel convention (COCO's): polygon coordinates are continuous pixel coordinates in which
 pixel ``(i, j)`` (row ``i``, column ``j``) covers ``[j, j + 1) x [i, i + 1)``. The square

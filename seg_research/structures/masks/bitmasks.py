@@ -8,9 +8,9 @@ import pycocotools.mask as mask_util
 import torch
 
 from ..boxes import Boxes
+from .crop import bitmasks_in_boxes
 from .polygon_masks import PolygonMasks
 from .polygons import PolygonType, polygons_to_rle
-from .roi import bitmasks_in_boxes
 
 __all__ = ["BitMasks"]
 

@@ -1,4 +1,4 @@
-"""Instance masks in their boxes' frames: the (N, M, M) targets a mask head is trained on, from
+"""Instance masks cropped to their boxes' frames: the (N, M, M) targets a mask head is trained on, from
 polygons (rasterized inside each box) or from image-sized bitmaps (RoIAlign)."""
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ import pycocotools.mask as mask_util
 import torch
 
 from ..boxes import Boxes
+from .crop import polygons_in_boxes
 from .polygons import PolygonType, as_polygon, polygons_to_rle
-from .roi import polygons_in_boxes
 
 __all__ = ["PolygonMasks"]
 
