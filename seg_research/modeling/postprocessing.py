@@ -6,7 +6,39 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sem_seg_postprocess"]
+from ..layers.mask_ops import paste_masks_in_image
+from ..structures import Instances
+
+__all__ = ["detector_postprocess", "sem_seg_postprocess"]
+
+
+def detector_postprocess(results: Instances, output_height: int, output_width: int,
+                         mask_threshold: float = 0.5) -> Instances:
+    """Rescale detections from the network input size to the record's original size.
+
+    Args:
+        results: detections on an input of size ``results.image_size`` (before padding), with
+            ``pred_boxes`` and optionally ``pred_masks`` (D, 1, M, M) box-relative probabilities.
+        output_height, output_width: the original image size.
+        mask_threshold: probability above which a pasted mask pixel is foreground.
+
+    Returns:
+        Instances of size (output_height, output_width): boxes scaled and clipped (empty ones
+        dropped); ``pred_masks`` bool (D, output_height, output_width), pasted with
+        :func:`~seg_research.layers.paste_masks_in_image` (exact box corners, as detectron2).
+    """
+    scale_x = output_width / results.image_size[1]
+    scale_y = output_height / results.image_size[0]
+    output = Instances((output_height, output_width), **results.get_fields())
+    boxes = output.pred_boxes.clone()
+    boxes.scale(scale_x, scale_y)
+    boxes.clip(output.image_size)
+    output.pred_boxes = boxes
+    output = output[boxes.nonempty()]
+    if output.has("pred_masks"):
+        output.pred_masks = paste_masks_in_image(output.pred_masks, output.pred_boxes.tensor, output.image_size,
+                                                 threshold=mask_threshold)
+    return output
 
 
 def sem_seg_postprocess(result: torch.Tensor, img_size: Tuple[int, int], output_height: int, output_width: int) -> torch.Tensor:

@@ -7,12 +7,13 @@ import torch
 from torch import nn
 
 from ...config import ConfigError, configurable
-from ...structures import ImageList, Instances
+from ...structures import Instances
+from ..image_input import requested_size
 from ..panoptic_fusion import combine_semantic_and_instance_outputs
-from ..postprocessing import sem_seg_postprocess
+from ..postprocessing import detector_postprocess, sem_seg_postprocess
 from ..sem_seg_heads import build_sem_seg_head
 from .build import META_ARCH_REGISTRY
-from .rcnn import GeneralizedRCNN, detector_postprocess
+from .rcnn import GeneralizedRCNN
 
 __all__ = ["PanopticFPN"]
 
@@ -97,9 +98,7 @@ class PanopticFPN(GeneralizedRCNN):
             )
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
-        gt_sem_seg = ImageList.from_tensors([x["sem_seg"].to(self.device) for x in batched_inputs],
-                                            pad_value=self.sem_seg_head.ignore_value,
-                                            **self.backbone.padding_constraints).tensor
+        gt_sem_seg = self.pad_targets(batched_inputs, "sem_seg", self.sem_seg_head.ignore_value)
         _, sem_seg_losses = self.sem_seg_head(features, gt_sem_seg)
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
         proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
@@ -128,7 +127,7 @@ class PanopticFPN(GeneralizedRCNN):
 
     def _postprocess(self, sem_seg: torch.Tensor, detections: Instances, inputs: Dict[str, Any],
                      image_size: Tuple[int, int]) -> Dict[str, Any]:
-        height, width = inputs.get("height", image_size[0]), inputs.get("width", image_size[1])
+        height, width = requested_size(inputs, image_size)
         output: Dict[str, Any] = {"sem_seg": sem_seg_postprocess(sem_seg, image_size, height, width),
                                   "instances": detector_postprocess(detections, height, width)}
         if self.combine_on:

@@ -7,47 +7,20 @@ import torch
 from torch import nn
 
 from ...config import configurable
-from ...layers.mask_ops import paste_masks_in_image
-from ...structures import ImageList, Instances
+from ...structures import Instances
 from ..backbone import Backbone, build_backbone
+from ..image_input import ImageInputMixin, requested_size
+from ..postprocessing import detector_postprocess
 from ..proposal_generator import build_proposal_generator
 from ..roi_heads import build_roi_heads
 from .build import META_ARCH_REGISTRY
 
+# detector_postprocess lives in ..postprocessing; importable from here as before.
 __all__ = ["GeneralizedRCNN", "detector_postprocess"]
 
 
-def detector_postprocess(results: Instances, output_height: int, output_width: int,
-                         mask_threshold: float = 0.5) -> Instances:
-    """Rescale detections from the network input size to the record's original size.
-
-    Args:
-        results: detections on an input of size ``results.image_size`` (before padding), with
-            ``pred_boxes`` and optionally ``pred_masks`` (D, 1, M, M) box-relative probabilities.
-        output_height, output_width: the original image size.
-        mask_threshold: probability above which a pasted mask pixel is foreground.
-
-    Returns:
-        Instances of size (output_height, output_width): boxes scaled and clipped (empty ones
-        dropped); ``pred_masks`` bool (D, output_height, output_width), pasted with
-        :func:`~seg_research.layers.paste_masks_in_image` (exact box corners, as detectron2).
-    """
-    scale_x = output_width / results.image_size[1]
-    scale_y = output_height / results.image_size[0]
-    output = Instances((output_height, output_width), **results.get_fields())
-    boxes = output.pred_boxes.clone()
-    boxes.scale(scale_x, scale_y)
-    boxes.clip(output.image_size)
-    output.pred_boxes = boxes
-    output = output[boxes.nonempty()]
-    if output.has("pred_masks"):
-        output.pred_masks = paste_masks_in_image(output.pred_masks, output.pred_boxes.tensor, output.image_size,
-                                                 threshold=mask_threshold)
-    return output
-
-
 @META_ARCH_REGISTRY.register()
-class GeneralizedRCNN(nn.Module):
+class GeneralizedRCNN(ImageInputMixin, nn.Module):
     """Faster R-CNN / Mask R-CNN.
 
     Input: list of dicts with ``image`` (uint8 or float (C, H, W), channels in ``input_format``
@@ -59,7 +32,12 @@ class GeneralizedRCNN(nn.Module):
     ``loss_box_reg``[, ``loss_mask``]); inference: per image ``{"instances": Instances}`` at
     (``height``, ``width``) with ``pred_boxes``, ``scores``, ``pred_classes``[, ``pred_masks`` bool
     (D, height, width)].
+
+    The padded batch is stored channels-last on the CPU (:attr:`channels_last_on_cpu`), so that the
+    whole network runs in oneDNN's native layout.
     """
+
+    channels_last_on_cpu = True
 
     @configurable
     def __init__(
@@ -79,14 +57,11 @@ class GeneralizedRCNN(nn.Module):
             input_format: channel order of the input images ("BGR", "RGB"), for documentation and tools.
         """
         super().__init__()
-        if len(pixel_mean) != len(pixel_std):
-            raise ValueError(f"pixel_mean {list(pixel_mean)} and pixel_std {list(pixel_std)} differ in length.")
         self.backbone = backbone
         self.proposal_generator = proposal_generator
         self.roi_heads = roi_heads
         self.input_format = input_format
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(-1, 1, 1), False)
+        self.register_pixel_normalization(pixel_mean, pixel_std)
 
     @classmethod
     def from_config(cls, cfg) -> dict:
@@ -99,23 +74,6 @@ class GeneralizedRCNN(nn.Module):
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "input_format": cfg.INPUT.FORMAT,
         }
-
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
-    def preprocess_image(self, batched_inputs: List[Dict[str, torch.Tensor]]) -> ImageList:
-        """Normalize each image and pad the batch to the backbone's size divisibility.
-
-        On the CPU the batch is stored channels-last, so that the whole network runs in that
-        memory layout (oneDNN's native one: no layout conversion around each convolution, and
-        the ROI poolers read the features without a transposing copy). Values are unchanged.
-        """
-        images = [(x["image"].to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        images = ImageList.from_tensors(images, **self.backbone.padding_constraints)
-        if self.device.type == "cpu" and images.tensor.dim() == 4:
-            images.tensor = images.tensor.contiguous(memory_format=torch.channels_last)
-        return images
 
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
         """Loss dict in training mode, per-image outputs otherwise (see the class doc)."""
@@ -152,8 +110,5 @@ class GeneralizedRCNN(nn.Module):
             results = self.roi_heads.forward_with_given_boxes(features, [x.to(self.device) for x in detected_instances])
         if not do_postprocess:
             return results
-        outputs = []
-        for result, inputs, image_size in zip(results, batched_inputs, images.image_sizes):
-            height, width = inputs.get("height", image_size[0]), inputs.get("width", image_size[1])
-            outputs.append({"instances": detector_postprocess(result, height, width)})
-        return outputs
+        return [{"instances": detector_postprocess(result, *requested_size(inputs, image_size))}
+                for result, inputs, image_size in zip(results, batched_inputs, images.image_sizes)]

@@ -8,8 +8,8 @@ from torch import nn
 
 from ...config import ConfigError, configurable
 from ...layers import ShapeSpec
-from ...structures import ImageList
 from ..backbone import Backbone, build_backbone
+from ..image_input import ImageInputMixin, requested_size
 from ..postprocessing import sem_seg_postprocess
 from ..sem_seg_heads import SemSegFPNHead, build_sem_seg_head
 from .build import META_ARCH_REGISTRY
@@ -18,7 +18,7 @@ __all__ = ["SemanticSegmentor"]
 
 
 @META_ARCH_REGISTRY.register()
-class SemanticSegmentor(nn.Module):
+class SemanticSegmentor(ImageInputMixin, nn.Module):
     """Semantic segmentation: normalize the images, pad them into one batch (to the
     backbone's ``size_divisibility``), run the backbone and the ``SEM_SEG_HEAD``.
 
@@ -50,13 +50,10 @@ class SemanticSegmentor(nn.Module):
                 training only; its losses are added as ``loss_aux_*``.
         """
         super().__init__()
-        if len(pixel_mean) != len(pixel_std):
-            raise ValueError(f"pixel_mean {list(pixel_mean)} and pixel_std {list(pixel_std)} differ in length.")
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
         self.aux_head = aux_head
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
+        self.register_pixel_normalization(pixel_mean, pixel_std)
 
     @classmethod
     def from_config(cls, cfg) -> Dict[str, Union[nn.Module, Sequence[float]]]:
@@ -69,10 +66,6 @@ class SemanticSegmentor(nn.Module):
             "aux_head": build_aux_head(cfg, backbone.output_shape()),
         }
 
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
         """See the class docstring for the inputs and outputs."""
         missing = [i for i, x in enumerate(batched_inputs) if "sem_seg" not in x]
@@ -81,17 +74,11 @@ class SemanticSegmentor(nn.Module):
                 f"SemanticSegmentor training needs 'sem_seg' in every input; inputs {missing} have none. "
                 "Train on a dataset whose records have 'sem_seg_file_name' (e.g. a *_sem_seg dataset)."
             )
-        divisibility = self.backbone.size_divisibility
-        images = ImageList.from_tensors(
-            [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs],
-            divisibility,
-        )
+        images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
 
         if self.training:
-            targets = ImageList.from_tensors(
-                [x["sem_seg"].to(self.device) for x in batched_inputs], divisibility, self.sem_seg_head.ignore_value
-            ).tensor
+            targets = self.pad_targets(batched_inputs, "sem_seg", self.sem_seg_head.ignore_value)
             _, losses = self.sem_seg_head(features, targets)
             if self.aux_head is not None:
                 _, aux_losses = self.aux_head(features, targets)
@@ -99,11 +86,8 @@ class SemanticSegmentor(nn.Module):
             return losses
 
         logits, _ = self.sem_seg_head(features)
-        results = []
-        for logit, x, image_size in zip(logits, batched_inputs, images.image_sizes):
-            height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
-            results.append({"sem_seg": sem_seg_postprocess(logit, image_size, height, width)})
-        return results
+        return [{"sem_seg": sem_seg_postprocess(logit, image_size, *requested_size(inputs, image_size))}
+                for logit, inputs, image_size in zip(logits, batched_inputs, images.image_sizes)]
 
 
 def build_aux_head(cfg, input_shape: Dict[str, ShapeSpec]) -> Optional[SemSegFPNHead]:

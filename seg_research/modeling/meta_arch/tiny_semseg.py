@@ -9,7 +9,7 @@ from torch import nn
 
 from ...config import configurable
 from ...layers import get_norm
-from ...structures import ImageList
+from ..image_input import ImageInputMixin, requested_size
 from ..postprocessing import sem_seg_postprocess
 from .build import META_ARCH_REGISTRY
 
@@ -23,7 +23,7 @@ def _conv_norm_relu(cin: int, cout: int, stride: int, norm: str) -> nn.Sequentia
 
 
 @META_ARCH_REGISTRY.register()
-class TinySemSegNet(nn.Module):
+class TinySemSegNet(ImageInputMixin, nn.Module):
     """Encoder of ``len(widths)`` stride-2 conv-norm-ReLU stages, a 1×1 classifier on the
     concatenation of the last two stages (the deeper one upsampled), logits upsampled to
     the input size. Input/output follow the model I/O contract: ``sem_seg`` targets are
@@ -51,8 +51,7 @@ class TinySemSegNet(nn.Module):
         self.predictor = nn.Conv2d(widths[-1] + widths[-2], num_classes, 1)
         self.ignore_value = ignore_value
         self.size_divisibility = size_divisibility
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
+        self.register_pixel_normalization(pixel_mean, pixel_std)
 
     @classmethod
     def from_config(cls, cfg) -> dict:
@@ -67,12 +66,12 @@ class TinySemSegNet(nn.Module):
         }
 
     @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
+    def padding_constraints(self) -> Dict[str, int]:
+        """No backbone: the batch is padded to ``size_divisibility``."""
+        return {"size_divisibility": self.size_divisibility}
 
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
-        images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        images = ImageList.from_tensors(images, self.size_divisibility)
+        images = self.preprocess_image(batched_inputs)
         features = []
         x = images.tensor
         for stage in self.stages:
@@ -83,12 +82,7 @@ class TinySemSegNet(nn.Module):
         logits = F.interpolate(logits, size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
 
         if self.training:
-            targets = ImageList.from_tensors(
-                [x["sem_seg"].to(self.device) for x in batched_inputs], self.size_divisibility, self.ignore_value
-            ).tensor
+            targets = self.pad_targets(batched_inputs, "sem_seg", self.ignore_value)
             return {"loss_sem_seg": F.cross_entropy(logits, targets, ignore_index=self.ignore_value)}
-        results = []
-        for logit, x, image_size in zip(logits, batched_inputs, images.image_sizes):
-            height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
-            results.append({"sem_seg": sem_seg_postprocess(logit, image_size, height, width)})
-        return results
+        return [{"sem_seg": sem_seg_postprocess(logit, image_size, *requested_size(inputs, image_size))}
+                for logit, inputs, image_size in zip(logits, batched_inputs, images.image_sizes)]
