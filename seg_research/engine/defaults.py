@@ -25,7 +25,8 @@ from ..utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from ..utils.file_io import atomic_open, atomic_write_json
 from ..utils.logger import setup_logger
 from . import hooks
-from .train_loop import SimpleTrainer, TrainerBase
+from .amp import AutocastInference, autocast_dtype
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
 __all__ = ["default_argument_parser", "default_setup", "default_writers", "DefaultTrainer"]
 
@@ -163,20 +164,35 @@ class DefaultTrainer(TrainerBase):
                 broadcast_buffers=False,
                 find_unused_parameters=cfg.MODEL.DDP.FIND_UNUSED_PARAMETERS,
             )
-        self._trainer = SimpleTrainer(model, None, optimizer, skip_nonfinite_steps=cfg.SOLVER.SKIP_NONFINITE_STEPS)
+        self._trainer = self._build_step_trainer(cfg, model, optimizer)
         self._trainer.after_backward = self.after_backward  # run this trainer's hooks
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.data_stream = _DataStreamState(cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed())
+        grad_scaler = getattr(self._trainer, "grad_scaler", None)
         self.checkpointer = Checkpointer(
             model.module if isinstance(model, DistributedDataParallel) else model,
             cfg.OUTPUT_DIR,
             optimizer=optimizer,
             scheduler=self.scheduler,
             data_stream=self.data_stream,
+            **({"grad_scaler": grad_scaler} if grad_scaler is not None else {}),
         )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.register_hooks(self.build_hooks())
+
+    @staticmethod
+    def _build_step_trainer(cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer) -> SimpleTrainer:
+        """``AMPTrainer`` when SOLVER.AMP.ENABLED resolves to a reduced precision on MODEL.DEVICE
+        (:func:`~seg_research.engine.amp.autocast_dtype`), else ``SimpleTrainer``."""
+        skip = cfg.SOLVER.SKIP_NONFINITE_STEPS
+        dtype = autocast_dtype(cfg.MODEL.DEVICE, cfg.SOLVER.AMP.PRECISION, "SOLVER.AMP.PRECISION") \
+            if cfg.SOLVER.AMP.ENABLED else None
+        if dtype is None:
+            return SimpleTrainer(model, None, optimizer, skip_nonfinite_steps=skip)
+        logger.info(f"SOLVER.AMP: training under torch.autocast({cfg.MODEL.DEVICE!r}, dtype={dtype}).")
+        return AMPTrainer(model, None, optimizer, precision=dtype, skip_nonfinite_steps=skip,
+                          device_type=torch.device(cfg.MODEL.DEVICE).type)
 
     @property
     def model(self) -> nn.Module:
@@ -261,11 +277,15 @@ class DefaultTrainer(TrainerBase):
     def test(cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List[DatasetEvaluator]] = None) -> Dict[str, Any]:
         """Evaluate ``model`` on each of ``DATASETS.TEST``; results are also written to
         ``OUTPUT_DIR/inference/<dataset>/results.json``. With one test dataset the results
-        dict of that dataset is returned, otherwise ``{dataset: results}``."""
+        dict of that dataset is returned, otherwise ``{dataset: results}``. The model runs in
+        MODEL.PRECISION (:class:`~seg_research.engine.amp.AutocastInference`)."""
         test_names = list(cfg.DATASETS.TEST)
         if evaluators is not None and len(evaluators) != len(test_names):
             raise ValueError(f"{len(evaluators)} evaluators given for {len(test_names)} datasets in DATASETS.TEST.")
         results: Dict[str, Any] = OrderedDict()
+        dtype = autocast_dtype(cfg.MODEL.DEVICE, cfg.MODEL.PRECISION, "MODEL.PRECISION")
+        if dtype is not None:
+            model = AutocastInference(model, cfg.MODEL.DEVICE, dtype)
         for idx, name in enumerate(test_names):
             loader = cls.build_test_loader(cfg, name)
             evaluator = evaluators[idx] if evaluators is not None else cls.build_evaluator(cfg, name)

@@ -14,6 +14,7 @@ from ..data.catalog import Metadata, MetadataCatalog
 from ..data.detection_utils import build_augmentation
 from ..data.transforms import AugInput, AugmentationList
 from ..modeling import build_model
+from .amp import autocast, autocast_dtype, outputs_to_float32
 
 __all__ = ["DefaultPredictor"]
 
@@ -25,7 +26,8 @@ class DefaultPredictor:
 
     The image goes through the test-time augmentation of the config (``ResizeShortestEdge``
     to ``INPUT.MIN_SIZE_TEST`` / ``INPUT.MAX_SIZE_TEST``; none when MIN_SIZE_TEST is 0) and
-    is converted to ``INPUT.FORMAT``; outputs come back at the original image size::
+    is converted to ``INPUT.FORMAT``; outputs come back at the original image size, in float32
+    also when MODEL.PRECISION runs the model under autocast (bf16 on a CPU with native bf16)::
 
         predictor = DefaultPredictor(cfg)
         outputs = predictor(cv2.imread("input.jpg"))  # {"sem_seg": (C, H, W)} / {"instances": ...}
@@ -47,6 +49,8 @@ class DefaultPredictor:
         Checkpointer(self.model).load(self.cfg.MODEL.WEIGHTS)
         self.augmentations = AugmentationList(build_augmentation(self.cfg, is_train=False))
         self.input_format = self.cfg.INPUT.FORMAT
+        #: the dtype the model's forward is autocast to (None: float32), from MODEL.PRECISION
+        self.precision = autocast_dtype(self.cfg.MODEL.DEVICE, self.cfg.MODEL.PRECISION, "MODEL.PRECISION")
 
     def __call__(self, original_image: np.ndarray) -> Dict[str, Any]:
         """
@@ -70,5 +74,6 @@ class DefaultPredictor:
         aug_input = AugInput(np.ascontiguousarray(image))
         self.augmentations(aug_input)
         tensor = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
-        with torch.no_grad():
-            return self.model([{"image": tensor, "height": height, "width": width}])[0]
+        with torch.no_grad(), autocast(self.cfg.MODEL.DEVICE, self.precision):
+            outputs = self.model([{"image": tensor, "height": height, "width": width}])[0]
+        return outputs_to_float32(outputs)

@@ -300,45 +300,62 @@ def _raise_not_finite(losses: Mapping[str, float], iteration: int) -> NoReturn:
 
 
 class AMPTrainer(SimpleTrainer):
-    """``SimpleTrainer`` with automatic mixed precision on CUDA: the forward pass runs under
-    ``torch.autocast("cuda", dtype=precision)`` and the loss is scaled by a
-    ``torch.amp.GradScaler`` (gradient clipping inside ``optimizer.step`` sees unscaled
-    gradients). Raises ``RuntimeError`` when CUDA is not available."""
+    """``SimpleTrainer`` with automatic mixed precision on any device: the forward pass runs
+    under ``torch.autocast(device type, dtype=precision)``; the losses are summed and
+    backpropagated in float32. For float16 a ``torch.amp.GradScaler`` scales the loss (the
+    optimizer, and gradient clipping inside ``optimizer.step``, see unscaled gradients) and its
+    state is part of ``state_dict()``; bfloat16 has float32's range and needs no scaling.
+    Parameters, optimizer state and BN statistics stay float32 (autocast casts per operation).
+
+    Args:
+        precision: ``torch.bfloat16`` or ``torch.float16`` (see
+            :func:`seg_research.engine.amp.autocast_dtype` for choosing one from the config).
+        grad_scaler: float16 only; default ``torch.amp.GradScaler(device type)``.
+        device_type: "cpu" or "cuda"; default the device of the model's first parameter.
+    """
 
     def __init__(self, model: torch.nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
                  grad_scaler: Optional[torch.amp.GradScaler] = None, precision: torch.dtype = torch.float16,
-                 zero_grad_before_forward: bool = False, skip_nonfinite_steps: bool = False) -> None:
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                "AMPTrainer (SOLVER.AMP.ENABLED True) needs a CUDA GPU, and none is available. "
-                "Set SOLVER.AMP.ENABLED False to train in full precision on the CPU."
-            )
+                 zero_grad_before_forward: bool = False, skip_nonfinite_steps: bool = False,
+                 device_type: Optional[str] = None) -> None:
+        if precision not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"AMPTrainer autocasts to torch.bfloat16 or torch.float16, not {precision}; "
+                             "train float32 with SimpleTrainer.")
         super().__init__(model, data_loader, optimizer, zero_grad_before_forward=zero_grad_before_forward,
                          skip_nonfinite_steps=skip_nonfinite_steps)
-        self.grad_scaler = grad_scaler if grad_scaler is not None else torch.amp.GradScaler("cuda")
+        self.device_type = device_type or next(model.parameters()).device.type
         self.precision = precision
+        self.grad_scaler = None
+        if precision == torch.float16:
+            self.grad_scaler = grad_scaler if grad_scaler is not None else torch.amp.GradScaler(self.device_type)
 
     def run_step(self) -> None:
         self._check_training_mode()
         data, data_time = self._next_batch()
         if self.zero_grad_before_forward:
             self.optimizer.zero_grad()
-        with torch.autocast("cuda", dtype=self.precision):
+        with torch.autocast(self.device_type, dtype=self.precision):
             loss_dict = self._as_loss_dict(self.model(data))
-            losses = sum(loss_dict.values())
+        loss_dict = {k: v.float() for k, v in loss_dict.items()}
+        losses = sum(loss_dict.values())
         if not self.zero_grad_before_forward:
             self.optimizer.zero_grad()
-        self.grad_scaler.scale(losses).backward()
+        (self.grad_scaler.scale(losses) if self.grad_scaler is not None else losses).backward()
         self.after_backward()
         if self._write_metrics(loss_dict, data_time, getattr(data, "skipped_samples", 0)):
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
+            if self.grad_scaler is None:
+                self.optimizer.step()
+            else:
+                self.grad_scaler.step(self.optimizer)
+                self.grad_scaler.update()
 
     def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()
-        state["grad_scaler"] = self.grad_scaler.state_dict()
+        if self.grad_scaler is not None:
+            state["grad_scaler"] = self.grad_scaler.state_dict()
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         super().load_state_dict(state_dict)
-        self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
+        if self.grad_scaler is not None and "grad_scaler" in state_dict:
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])

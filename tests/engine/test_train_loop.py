@@ -198,20 +198,21 @@ def test_zero_grad_before_forward_trains_the_same():
     assert torch.equal(final_weight(True), final_weight(False))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
-def test_amp_trainer_needs_cuda():
-    model = _Regressor()
-    with pytest.raises(RuntimeError, match="SOLVER.AMP.ENABLED False"):
-        AMPTrainer(model, _batches(), torch.optim.SGD(model.parameters(), lr=0.1))
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_amp_trainer_trains_on_cuda():
+@pytest.mark.parametrize("precision", [torch.bfloat16, torch.float16])
+def test_amp_trainer_trains_on_the_cpu_with_float32_losses_and_parameters(precision):
     torch.manual_seed(0)
-    model = _Regressor().cuda()
-    data = ((x.cuda(), y.cuda()) for x, y in _batches())
-    trainer = AMPTrainer(model, data, torch.optim.SGD(model.parameters(), lr=0.05))
+    model = _Regressor()
+    trainer = AMPTrainer(model, _batches(), torch.optim.SGD(model.parameters(), lr=0.05), precision=precision)
+    assert trainer.device_type == "cpu"
     trainer.train(0, 20)
     losses = [v for v, _ in trainer.storage.history("total_loss").values()]
-    assert len(losses) == 20 and losses[-1] < losses[0]
-    assert "grad_scaler" in trainer.state_dict()
+    assert len(losses) == 20 and sum(losses[-5:]) < 0.3 * sum(losses[:5])
+    assert model.fc.weight.dtype == torch.float32
+    # a GradScaler only for float16 (bfloat16 has float32's exponent range)
+    assert ("grad_scaler" in trainer.state_dict()) == (precision == torch.float16)
+
+
+def test_amp_trainer_rejects_float32():
+    model = _Regressor()
+    with pytest.raises(ValueError, match="SimpleTrainer"):
+        AMPTrainer(model, _batches(), torch.optim.SGD(model.parameters(), lr=0.1), precision=torch.float32)
