@@ -1,10 +1,15 @@
-"""Printing evaluation results."""
+"""Printing evaluation results and checking them against expected values (detectron2's ``testing``)."""
 from __future__ import annotations
 
 import logging
+import math
+import pprint
+import sys
 from typing import Dict, Mapping
 
-__all__ = ["print_csv_format"]
+from ..utils.events import flatten_results_dict
+
+__all__ = ["print_csv_format", "verify_results", "flatten_results_dict"]
 
 
 def print_csv_format(results: Mapping[str, Mapping[str, float]]) -> None:
@@ -18,3 +23,37 @@ def print_csv_format(results: Mapping[str, Mapping[str, float]]) -> None:
         logger.info(f"copypaste: Task: {task}")
         logger.info("copypaste: " + ",".join(important))
         logger.info("copypaste: " + ",".join(f"{v:.4f}" for v in important.values()))
+
+
+def verify_results(cfg, results: Mapping[str, Mapping[str, float]]) -> bool:
+    """Check ``results`` against ``cfg.TEST.EXPECTED_RESULTS``, as detectron2's ``verify_results``.
+
+    Each entry ``[task, metric, expected, tolerance]`` passes when ``results[task][metric]``
+    exists, is finite and is within ``tolerance`` of ``expected``.
+
+    Returns:
+        True when every entry passes (or there are none).
+
+    Raises:
+        SystemExit: with status 1 after logging the expected and actual results, when an
+            entry fails (so that a CI job running ``train_net.py --eval-only`` fails).
+    """
+    expected_results = list(cfg.TEST.get("EXPECTED_RESULTS", []) or [])
+    if not expected_results:
+        return True
+    logger = logging.getLogger(__name__)
+    failures = []
+    for entry in expected_results:
+        if len(entry) != 4:
+            raise ValueError(f"TEST.EXPECTED_RESULTS entries are [task, metric, expected, tolerance]; got {entry!r}.")
+        task, metric, expected, tolerance = entry
+        actual = results.get(task, {}).get(metric)
+        if actual is None or not math.isfinite(actual) or abs(actual - expected) > tolerance:
+            failures.append(f"{task}/{metric}: expected {expected} +- {tolerance}, got {actual}")
+    if failures:
+        logger.error("Result verification failed: " + "; ".join(failures))
+        logger.error("Expected results: " + str(expected_results))
+        logger.error("Actual results: " + pprint.pformat(results))
+        sys.exit(1)
+    logger.info("Results verification passed.")
+    return True
