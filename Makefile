@@ -7,7 +7,7 @@ DEMO_CONFIG ?= configs/Shapes/mask_rcnn_R_18_FPN_demo.yaml
 DEMO_OUTPUT ?= output/demo
 DEMO_DATASET ?= shapes_val
 
-.PHONY: setup test demo clean
+.PHONY: setup test lint demo clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): requirements.lock setup.py
 
 test: setup
 	$(PYTHON) -m pytest -q
+
+# ruff (pinned in requirements.lock, configured in pyproject.toml) over the whole tree.
+lint: setup
+	$(PYTHON) -m ruff check .
 
 demo: setup
 	$(PYTHON) tools/train_net.py --config-file $(DEMO_CONFIG) OUTPUT_DIR $(DEMO_OUTPUT)

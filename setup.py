@@ -45,5 +45,6 @@ setup(
         "matplotlib>=3.7",
         "cityscapesscripts>=2.2",  # the Cityscapes label table (trainIds, colors)
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"], "sam": ["segment-anything>=1.0"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"], "lint": ["ruff>=0.17"],
+                    "sam": ["segment-anything>=1.0"]},
 )
