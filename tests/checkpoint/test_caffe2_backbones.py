@@ -12,8 +12,8 @@ import torch
 import torchvision
 
 from seg_research import model_zoo
-from seg_research.checkpoint.download import cached_path_for_url, weights_url
 from seg_research.checkpoint.checkpointer import FOREIGN_LAYOUTS
+from seg_research.checkpoint.download import cached_path_for_url, weights_url
 from seg_research.modeling import build_model
 
 # name -> (blocks per stage res2..res5, groups, bottleneck width of res2)

@@ -9,7 +9,7 @@ import torch
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 from torch import nn
 
-from seg_research.checkpoint import CheckpointError, Checkpointer, PeriodicCheckpointer, restricted_load
+from seg_research.checkpoint import Checkpointer, CheckpointError, PeriodicCheckpointer, restricted_load
 from seg_research.solver import LRMultiplier
 
 

@@ -1,8 +1,7 @@
-import os
 
 import pytest
 
-from seg_research.config import CfgNode, ConfigError, configurable, get_cfg
+from seg_research.config import ConfigError, configurable, get_cfg
 
 
 def _write(path, text):

@@ -7,7 +7,8 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from seg_research.config import ConfigError, LazyCall as L, LazyConfig, instantiate
+from seg_research.config import ConfigError, LazyConfig, instantiate
+from seg_research.config import LazyCall as L
 from seg_research.config.instantiate import locate, target_to_string
 from seg_research.layers import ShapeSpec
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from seg_research.data import DatasetCatalog, DataError, MetadataCatalog
+from seg_research.data import DataError, DatasetCatalog, MetadataCatalog
 from seg_research.data.datasets import load_coco_json, load_sem_seg, register_coco_instances, resolve_under_root
 from seg_research.structures import BoxMode
 

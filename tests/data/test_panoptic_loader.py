@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_research.data import DatasetCatalog, DataError, MetadataCatalog
+from seg_research.data import DataError, DatasetCatalog, MetadataCatalog
 from seg_research.data.datasets import (
     load_coco_panoptic_json,
     panoptic_metadata,

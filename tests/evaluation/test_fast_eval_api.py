@@ -15,9 +15,13 @@ from seg_research.data.datasets.coco import _index_coco
 from seg_research.evaluation import COCOEvaluator
 from seg_research.evaluation.coco_evaluation import coco_metrics
 from seg_research.evaluation.coco_synthetic import synthetic_coco_problem
+from seg_research.evaluation.fast_eval_api import (
+    COCO_EVAL_BACKEND_REGISTRY,
+    FAST_BACKEND,
+    REFERENCE_BACKEND,
+    select_backend,
+)
 from seg_research.structures import Boxes, BoxMode, Instances
-from seg_research.evaluation.fast_eval_api import (COCO_EVAL_BACKEND_REGISTRY, FAST_BACKEND, REFERENCE_BACKEND,
-                                                   select_backend)
 
 pytest.importorskip("hotcoco")  # pinned in requirements.lock; the fallback test below hides it
 

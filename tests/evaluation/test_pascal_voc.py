@@ -13,7 +13,7 @@ from seg_research.data.datasets.pascal_voc import CLASS_NAMES, load_voc_instance
 from seg_research.data.errors import DataError
 from seg_research.evaluation import PascalVOCDetectionEvaluator
 from seg_research.evaluation.pascal_voc_evaluation import voc_ap
-from seg_research.structures import BoxMode, Boxes, Instances
+from seg_research.structures import Boxes, BoxMode, Instances
 
 # image id -> (width, height, [(class, VOC box xmin, ymin, xmax, ymax (1-based, inclusive), difficult)])
 GROUND_TRUTH = {

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from seg_research.config import get_cfg
-from seg_research.layers import ShapeSpec
-from seg_research.layers import deconv_predictor
+from seg_research.layers import ShapeSpec, deconv_predictor
 from seg_research.layers.deconv_predictor import deconv_relu_class_logits
 from seg_research.modeling.backbone import build_backbone
 from seg_research.modeling.panoptic_fusion import combine_semantic_and_instance_outputs

@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import MultiScaleRoIAlign
 
-from seg_research.layers import ShapeSpec
-from seg_research.layers import deconv_predictor
+from seg_research.layers import ShapeSpec, deconv_predictor
 from seg_research.layers.deconv_predictor import deconv_relu_class_logits
 from seg_research.modeling.poolers import ROIPooler
 from seg_research.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, mask_rcnn_loss

@@ -12,8 +12,8 @@ import torch
 import seg_research.data.datasets.builtin  # noqa: F401  (registers shapes_*)
 from seg_research.config import ConfigError, get_cfg
 from seg_research.data import DatasetCatalog
-from seg_research.data.mapper import DatasetMapper
 from seg_research.data.detection_utils import read_panoptic_ids
+from seg_research.data.mapper import DatasetMapper
 from seg_research.modeling import build_model
 from seg_research.modeling.meta_arch import PanopticFPN
 from seg_research.modeling.panoptic_fusion import combine_semantic_and_instance_outputs

@@ -9,7 +9,11 @@ from seg_research.layers import ShapeSpec
 from seg_research.modeling.box_regression import Box2BoxTransform
 from seg_research.modeling.poolers import ROIPooler
 from seg_research.modeling.roi_heads import (
-    ROI_HEADS_REGISTRY, FastRCNNConvFCHead, FastRCNNOutputLayers, MaskRCNNConvUpsampleHead, StandardROIHeads,
+    ROI_HEADS_REGISTRY,
+    FastRCNNConvFCHead,
+    FastRCNNOutputLayers,
+    MaskRCNNConvUpsampleHead,
+    StandardROIHeads,
     build_roi_heads,
 )
 from seg_research.modeling.roi_heads.fast_rcnn import fast_rcnn_inference_single_image

@@ -10,7 +10,11 @@ from seg_research.modeling.anchor_generator import DefaultAnchorGenerator, build
 from seg_research.modeling.box_regression import Box2BoxTransform, box_regression_loss
 from seg_research.modeling.matcher import Matcher
 from seg_research.modeling.proposal_generator import (
-    PROPOSAL_GENERATOR_REGISTRY, RPN, StandardRPNHead, build_proposal_generator, find_top_rpn_proposals,
+    PROPOSAL_GENERATOR_REGISTRY,
+    RPN,
+    StandardRPNHead,
+    build_proposal_generator,
+    find_top_rpn_proposals,
 )
 from seg_research.modeling.sampling import subsample_labels
 from seg_research.structures import Boxes, ImageList, Instances

@@ -1,5 +1,4 @@
 """SemSegFPNHead, the SEM_SEG_HEADS registry and the SemanticSegmentor meta-architecture."""
-import json
 import os
 
 import pytest

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
-from seg_research.checkpoint import CheckpointError, Checkpointer
+from seg_research.checkpoint import Checkpointer, CheckpointError
 from seg_research.config import get_cfg
 from seg_research.data.build import build_detection_test_loader, build_detection_train_loader
 from seg_research.data.detection_utils import read_image

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from seg_research.structures import BoxMode, Boxes, pairwise_intersection, pairwise_ioa, pairwise_iou
+from seg_research.structures import Boxes, BoxMode, pairwise_intersection, pairwise_ioa, pairwise_iou
 
 
 def test_convert_list_xywh_to_xyxy_and_back():

@@ -23,7 +23,6 @@ from seg_research.checkpoint import Checkpointer
 from seg_research.config import get_cfg
 from seg_research.data import DatasetCatalog, MetadataCatalog
 from seg_research.data.build import build_detection_test_loader, build_detection_train_loader
-from seg_research.data.catalog import Metadata
 from seg_research.data.detection_utils import read_image
 from seg_research.data.transforms import ResizeTransform
 from seg_research.engine import DefaultPredictor

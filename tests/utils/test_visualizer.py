@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from seg_research.data.catalog import Metadata
-from seg_research.structures import BitMasks, BoxMode, Boxes, Instances, PolygonMasks, bitmask_to_rle
+from seg_research.structures import BitMasks, Boxes, BoxMode, Instances, PolygonMasks, bitmask_to_rle
 from seg_research.utils.visualizer import (
     ColorMode,
     VisImage,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seg_research.data.catalog import Metadata
-from seg_research.structures import BitMasks, BoxMode, Boxes, Instances, PolygonMasks, bitmask_to_rle
+from seg_research.structures import BitMasks, Boxes, BoxMode, Instances, PolygonMasks, bitmask_to_rle
 from seg_research.utils.colormap import colormap, random_color, to_rgb255
 from seg_research.utils.visualizer import ColorMode, GenericMask, VisImage, Visualizer
 

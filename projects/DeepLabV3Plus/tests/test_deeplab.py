@@ -12,7 +12,6 @@ from deeplab import ASPP, DeepLabV3PlusHead, add_deeplab_config
 from seg_research.config import ConfigError, get_cfg
 from seg_research.layers import ShapeSpec
 from seg_research.modeling import build_model
-from seg_research.modeling.backbone import ResNet
 from seg_research.modeling.meta_arch import SemanticSegmentor
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,7 +13,6 @@ from seg_research.layers import ShapeSpec
 from seg_research.modeling import build_backbone, build_model
 from seg_research.modeling.backbone import ResNet
 from seg_research.modeling.meta_arch import SemanticSegmentor
-from seg_research.modeling.sem_seg_heads import SemSegFPNHead
 from unet import UNetEncoder, UNetHead, UpBlock, add_unet_config
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
