@@ -17,7 +17,7 @@ from ..checkpoint import Checkpointer
 from ..config import CfgNode
 from ..data.build import build_detection_test_loader, build_detection_train_loader
 from ..evaluation import DatasetEvaluator, build_evaluator, inference_on_dataset, print_csv_format
-from ..modeling import build_model
+from ..modeling import build_model, build_tta_model
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils import comm
 from ..utils.env import keep_freed_memory, seed_all_rng
@@ -227,8 +227,15 @@ class DefaultTrainer(TrainerBase):
             self._last_eval_results = self.test(self.cfg, self.model)
             return self._last_eval_results
 
+        def test_with_tta_and_save_results() -> Dict[str, Any]:
+            tta_results = self.test_with_TTA(self.cfg, self.model)
+            self._last_eval_results = {**(getattr(self, "_last_eval_results", None) or {}), **tta_results}
+            return tta_results
+
         if cfg.DATASETS.TEST:
             ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
+            if cfg.TEST.AUG.ENABLED:  # after training only, as detectron2's train_net does
+                ret.append(hooks.EvalHook(0, test_with_tta_and_save_results))
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
         return ret
@@ -270,13 +277,16 @@ class DefaultTrainer(TrainerBase):
         return build_detection_test_loader(cfg, dataset_name)
 
     @classmethod
-    def build_evaluator(cls, cfg: CfgNode, dataset_name: str) -> DatasetEvaluator:
-        return build_evaluator(cfg, dataset_name)
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None) -> DatasetEvaluator:
+        """The evaluator of ``dataset_name``, writing into ``output_folder`` (default
+        ``OUTPUT_DIR/inference/<dataset_name>``)."""
+        return build_evaluator(cfg, dataset_name, output_folder)
 
     @classmethod
-    def test(cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List[DatasetEvaluator]] = None) -> Dict[str, Any]:
+    def test(cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List[DatasetEvaluator]] = None, *,
+             results_dir: str = "inference") -> Dict[str, Any]:
         """Evaluate ``model`` on each of ``DATASETS.TEST``; results are also written to
-        ``OUTPUT_DIR/inference/<dataset>/results.json``. With one test dataset the results
+        ``OUTPUT_DIR/<results_dir>/<dataset>/results.json``. With one test dataset the results
         dict of that dataset is returned, otherwise ``{dataset: results}``. The model runs in
         MODEL.PRECISION (:class:`~seg_research.engine.amp.AutocastInference`)."""
         test_names = list(cfg.DATASETS.TEST)
@@ -293,5 +303,18 @@ class DefaultTrainer(TrainerBase):
             if comm.is_main_process():
                 logger.info(f"Evaluation results for {name} in csv format:")
                 print_csv_format(results[name])
-                atomic_write_json(os.path.join(cfg.OUTPUT_DIR, "inference", name, "results.json"), results[name], indent=2)
+                atomic_write_json(os.path.join(cfg.OUTPUT_DIR, results_dir, name, "results.json"), results[name],
+                                  indent=2)
         return results[test_names[0]] if len(results) == 1 else results
+
+    @classmethod
+    def test_with_TTA(cls, cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
+        """Evaluate ``model`` with test-time augmentation (``TEST.AUG``: :func:`build_tta_model`
+        picks GeneralizedRCNNWithTTA or SemanticSegmentorWithTTA); evaluator files and
+        ``results.json`` go to ``OUTPUT_DIR/inference_TTA/<dataset>/``. Returns :meth:`test`'s
+        results with ``_TTA`` appended to each top-level key (``{"bbox_TTA": ..., "segm_TTA": ...}``)."""
+        logger.info("Running inference with test-time augmentation (TEST.AUG) ...")
+        evaluators = [cls.build_evaluator(cfg, name, output_folder=os.path.join(cfg.OUTPUT_DIR, "inference_TTA", name))
+                      for name in cfg.DATASETS.TEST]
+        results = cls.test(cfg, build_tta_model(cfg, model), evaluators, results_dir="inference_TTA")
+        return OrderedDict((f"{key}_TTA", value) for key, value in results.items())

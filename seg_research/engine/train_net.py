@@ -56,7 +56,10 @@ def train_net_main(
     if args.eval_only:
         model = trainer_class.build_model(cfg)
         Checkpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        return trainer_class.test(cfg, model)
+        results = trainer_class.test(cfg, model)
+        if cfg.TEST.AUG.ENABLED:
+            results.update(trainer_class.test_with_TTA(cfg, model))
+        return results
     trainer = trainer_class(cfg)
     trainer.resume_or_load(resume=args.resume)
     results = trainer.train()

@@ -1,7 +1,51 @@
-from .meta_arch import META_ARCH_REGISTRY, build_model
+from .meta_arch import META_ARCH_REGISTRY, GeneralizedRCNN, PanopticFPN, SemanticSegmentor, build_model
 
-__all__ = ["META_ARCH_REGISTRY", "build_model"]
+__all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "PanopticFPN", "SemanticSegmentor"]
 from ..layers import ShapeSpec
-from .backbone import BACKBONE_REGISTRY, Backbone, build_backbone
+from ..utils.absent import absent_names
+from .anchor_generator import ANCHOR_GENERATOR_REGISTRY, build_anchor_generator
+from .backbone import BACKBONE_REGISTRY, FPN, Backbone, ResNet, build_backbone, build_resnet_backbone
+from .meta_arch.rcnn import detector_postprocess
+from .proposal_generator import PROPOSAL_GENERATOR_REGISTRY, RPN_HEAD_REGISTRY, build_proposal_generator, build_rpn_head
+from .roi_heads import (
+    ROI_BOX_HEAD_REGISTRY,
+    ROI_HEADS_REGISTRY,
+    ROI_MASK_HEAD_REGISTRY,
+    FastRCNNOutputLayers,
+    ROIHeads,
+    StandardROIHeads,
+    build_box_head,
+    build_mask_head,
+    build_roi_heads,
+)
+from .sem_seg_heads import SEM_SEG_HEADS_REGISTRY, build_sem_seg_head
+from .test_time_augmentation import DatasetMapperTTA, GeneralizedRCNNWithTTA, SemanticSegmentorWithTTA, build_tta_model
 
-__all__ += ["BACKBONE_REGISTRY", "build_backbone", "Backbone", "ShapeSpec"]
+__all__ += [
+    "BACKBONE_REGISTRY", "build_backbone", "Backbone", "ShapeSpec", "FPN", "ResNet", "build_resnet_backbone",
+    "ANCHOR_GENERATOR_REGISTRY", "build_anchor_generator", "detector_postprocess",
+    "PROPOSAL_GENERATOR_REGISTRY", "build_proposal_generator", "RPN_HEAD_REGISTRY", "build_rpn_head",
+    "ROI_HEADS_REGISTRY", "ROIHeads", "StandardROIHeads", "build_roi_heads", "FastRCNNOutputLayers",
+    "ROI_BOX_HEAD_REGISTRY", "build_box_head", "ROI_MASK_HEAD_REGISTRY", "build_mask_head",
+    "SEM_SEG_HEADS_REGISTRY", "build_sem_seg_head",
+    "DatasetMapperTTA", "GeneralizedRCNNWithTTA", "SemanticSegmentorWithTTA", "build_tta_model",
+]
+
+_KEYPOINTS = "keypoint detection is not supported (no keypoint head or keypoint annotations in seg_research)."
+_MMDET = "mmdetection models are not wrapped; register your own module in BACKBONE_REGISTRY or META_ARCH_REGISTRY."
+__getattr__ = absent_names(__name__, {
+    "ROI_KEYPOINT_HEAD_REGISTRY": _KEYPOINTS,
+    "BaseKeypointRCNNHead": _KEYPOINTS,
+    "build_keypoint_head": _KEYPOINTS,
+    "BaseMaskRCNNHead": "no base class; register an nn.Module in ROI_MASK_HEAD_REGISTRY (see MaskRCNNConvUpsampleHead "
+                        "in modeling.roi_heads: forward(features, instances) adds pred_masks / returns loss_mask).",
+    "MMDetBackbone": _MMDET,
+    "MMDetDetector": _MMDET,
+    "RetinaNet": "one-stage detectors are not provided; use GeneralizedRCNN (META_ARCHITECTURE 'GeneralizedRCNN').",
+    "ProposalNetwork": "an RPN-only meta-architecture is not provided; GeneralizedRCNN's proposal_generator is "
+                       "the RPN.",
+    "ResNetBlockBase": "ResNet stages are torchvision's (torchvision.models.resnet.BasicBlock / Bottleneck), wrapped "
+                       "by modeling.ResNet.",
+    "make_stage": "ResNet stages come from torchvision.models.resnet (modeling.backbone.resnet.make_res5_stage builds "
+                  "the C4 res5 head).",
+})
