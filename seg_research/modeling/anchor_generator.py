@@ -5,9 +5,8 @@ height / width, as in detectron2 and torchvision.
 """
 from __future__ import annotations
 
-from typing import List, Sequence
-
 import math
+from typing import List, Sequence
 
 import torch
 from torch import nn

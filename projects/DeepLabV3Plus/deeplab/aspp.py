@@ -8,7 +8,6 @@ from torch import nn
 
 from seg_research.layers import conv_norm_relu
 
-
 __all__ = ["ASPP"]
 
 

@@ -10,7 +10,6 @@ from seg_research.config import configurable
 from seg_research.layers import ShapeSpec, conv_norm_relu
 from seg_research.modeling import BACKBONE_REGISTRY, Backbone
 
-
 __all__ = ["UNetEncoder"]
 
 

@@ -10,7 +10,6 @@ from seg_research.config import configurable
 from seg_research.layers import CONV_INITS, ShapeSpec, conv_norm_relu
 from seg_research.modeling.sem_seg_heads import SEM_SEG_HEADS_REGISTRY, SemSegFPNHead
 
-
 __all__ = ["UPSAMPLE_MODES", "UpBlock", "UNetHead"]
 
 UPSAMPLE_MODES = ("transposed", "bilinear")

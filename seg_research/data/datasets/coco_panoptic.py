@@ -24,7 +24,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 from seg_research.data.errors import DataError
-
 from seg_research.data.record_checks import check_segments_info
 
 from .coco import check_coco_images, load_coco_json, read_json

@@ -13,7 +13,7 @@ from fvcore.transforms.transform import (
     VFlipTransform,
 )
 
-from .augmentation import Augmentation, AugInput, AugmentationList, apply_augmentations
+from .augmentation import AugInput, Augmentation, AugmentationList, apply_augmentations
 from .augmentation_impl import RandomBrightness, RandomContrast, RandomCrop, RandomFlip, ResizeShortestEdge
 from .transform import ResizeTransform
 

@@ -14,7 +14,12 @@ from ..poolers import ROIPooler
 from .fast_rcnn import FastRCNNOutputLayers
 from .mask_head import build_mask_head
 from .roi_heads import (
-    ROI_HEADS_REGISTRY, ROIHeads, _pooler, foreground_masks, roi_heads_in_features, select_foreground_proposals,
+    ROI_HEADS_REGISTRY,
+    ROIHeads,
+    _pooler,
+    foreground_masks,
+    roi_heads_in_features,
+    select_foreground_proposals,
 )
 
 __all__ = ["Res5ROIHeads"]
