@@ -13,6 +13,7 @@ from ..utils import comm
 from .catalog import DatasetCatalog, MetadataCatalog
 from .common import SKIPPED_SAMPLES_KEY, Batch, DatasetFromList, MapDataset
 from .errors import DataError
+from .mapper import DatasetMapper
 from .samplers import (
     GroupedBatchSampler,
     InferenceSampler,
@@ -132,9 +133,11 @@ class _SampleReportingDataLoader(torchdata.DataLoader):
             yield batch
 
 
-def _data_loader(dataset: MapDataset, num_workers: int, **kwargs: Any) -> torchdata.DataLoader:
+def _data_loader(dataset: MapDataset, num_workers: int, collate_fn: Optional[Callable[[List[Any]], Any]] = None,
+                 **kwargs: Any) -> torchdata.DataLoader:
     dataset.track_workers(num_workers)
-    return _SampleReportingDataLoader(dataset, num_workers=num_workers, collate_fn=trivial_batch_collator, **kwargs)
+    return _SampleReportingDataLoader(dataset, num_workers=num_workers,
+                                      collate_fn=collate_fn or trivial_batch_collator, **kwargs)
 
 
 class _SkipBatches:
@@ -156,6 +159,7 @@ def build_batch_data_loader(
     group_ids: Optional[Sequence[int]] = None,
     num_workers: int = 0,
     start_iter: int = 0,
+    collate_fn: Optional[Callable[[List[Any]], Any]] = None,
 ) -> torchdata.DataLoader:
     """An infinite loader of per-rank batches (lists of mapped dicts).
 
@@ -165,6 +169,7 @@ def build_batch_data_loader(
         group_ids: if given, only images of the same group id are batched together
             (aspect-ratio grouping).
         start_iter: number of batches to skip (the iteration a resumed run starts at).
+        collate_fn: list of mapped dicts -> batch; default :func:`trivial_batch_collator`.
     """
     world_size = comm.get_world_size()
     if total_batch_size <= 0 or total_batch_size % world_size != 0:
@@ -177,7 +182,7 @@ def build_batch_data_loader(
         batch_sampler: PlainBatchSampler = GroupedBatchSampler(sampler, group_ids, batch_size)
     else:
         batch_sampler = PlainBatchSampler(sampler, batch_size)
-    return _data_loader(dataset, num_workers, batch_sampler=_SkipBatches(batch_sampler, start_iter),
+    return _data_loader(dataset, num_workers, collate_fn, batch_sampler=_SkipBatches(batch_sampler, start_iter),
                         persistent_workers=num_workers > 0)
 
 
@@ -187,8 +192,6 @@ def _train_loader_from_config(
     if dataset is None:
         dataset = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
     if mapper is None:
-        from .mapper import DatasetMapper
-
         mapper = DatasetMapper(cfg, is_train=True)
     if seed is None and cfg.SEED >= 0:
         seed = cfg.SEED
@@ -231,6 +234,7 @@ def build_detection_train_loader(
     total_batch_size: int,
     aspect_ratio_grouping: bool = True,
     num_workers: int = 0,
+    collate_fn: Optional[Callable[[List[Any]], Any]] = None,
     start_iter: int = 0,
     on_bad_sample: str = "error",
 ) -> torchdata.DataLoader:
@@ -243,7 +247,8 @@ def build_detection_train_loader(
     (``start_iter``). ``on_bad_sample`` (``DATALOADER.ON_BAD_SAMPLE``): ``"error"`` raises
     the mapper's DataError; ``"skip"`` replaces the sample (see :class:`MapDataset`) and
     counts it in ``Batch.skipped_samples``. A worker that dies is reported with the sample
-    it was mapping.
+    it was mapping. ``collate_fn`` (list of mapped dicts -> batch) replaces the default
+    :func:`trivial_batch_collator`.
     """
     if sampler is None:
         sampler = TrainingSampler(len(dataset))
@@ -258,13 +263,12 @@ def build_detection_train_loader(
         group_ids=group_ids,
         num_workers=num_workers,
         start_iter=start_iter,
+        collate_fn=collate_fn,
     )
 
 
 def _test_loader_from_config(cfg, dataset_name: str, mapper: Optional[Callable] = None):
     if mapper is None:
-        from .mapper import DatasetMapper
-
         mapper = DatasetMapper(cfg, is_train=False)
     return {
         "dataset": get_detection_dataset_dicts([dataset_name], filter_empty=False),
@@ -275,9 +279,12 @@ def _test_loader_from_config(cfg, dataset_name: str, mapper: Optional[Callable] 
 
 @configurable(from_config=_test_loader_from_config)
 def build_detection_test_loader(
-    dataset: List[dict], *, mapper: Callable[[dict], Any], num_workers: int = 0
+    dataset: List[dict], *, mapper: Callable[[dict], Any], sampler: Optional[torchdata.Sampler] = None,
+    num_workers: int = 0, collate_fn: Optional[Callable[[List[Any]], Any]] = None,
 ) -> torchdata.DataLoader:
     """Ordered inference loader, batch size 1; under distributed each rank gets a contiguous
-    shard (:class:`InferenceSampler`). Call as ``build_detection_test_loader(cfg, name)``."""
-    return _data_loader(MapDataset(DatasetFromList(dataset, copy=False), mapper), num_workers,
-                        sampler=InferenceSampler(len(dataset)), batch_size=1)
+    shard (:class:`InferenceSampler`, unless another ``sampler`` of dataset indices is given).
+    Call as ``build_detection_test_loader(cfg, name)``. ``collate_fn`` as for the train loader."""
+    sampler = sampler if sampler is not None else InferenceSampler(len(dataset))
+    return _data_loader(MapDataset(DatasetFromList(dataset, copy=False), mapper), num_workers, collate_fn,
+                        sampler=sampler, batch_size=1)
