@@ -11,10 +11,11 @@ DEMO_DATASET ?= shapes_val
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock setup.py
+$(STAMP): requirements.lock requirements-nodeps.lock setup.py
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.lock
+	$(PYTHON) -m pip install --quiet --no-deps -r requirements-nodeps.lock
 	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -25,7 +25,7 @@ from ..data.catalog import MetadataCatalog
 from ..utils import comm
 from .build import EVALUATOR_REGISTRY
 from .evaluator import DatasetEvaluator
-from .numpy_compat import numpy_aliases
+from .numpy_compat import module_globals, numpy_view, write_json
 
 __all__ = ["CityscapesEvaluator", "CityscapesInstanceEvaluator", "CityscapesSemSegEvaluator"]
 
@@ -35,11 +35,11 @@ logger = logging.getLogger(__name__)
 @contextlib.contextmanager
 def _scoring_in(folder: str, module) -> Iterator[None]:
     """Run the package's scoring with ``folder`` as working directory (it writes ``matches.json``
-    there), today's numpy, and its ``printError`` exits turned into an error."""
+    there), today's numpy (:mod:`.numpy_compat`), and its ``printError`` exits turned into an error."""
     cwd = os.getcwd()
     os.chdir(folder)
     try:
-        with numpy_aliases(module):
+        with module_globals(module, np=numpy_view(), writeDict2JSON=write_json):
             yield
     except SystemExit as e:
         raise RuntimeError(f"cityscapesscripts stopped the evaluation (status {e.code}); its message is printed "

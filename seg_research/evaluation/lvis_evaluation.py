@@ -18,7 +18,7 @@ from ..utils.file_io import PathManager, atomic_write_json
 from .build import EVALUATOR_REGISTRY
 from .coco_evaluation import instances_to_coco_json
 from .evaluator import DatasetEvaluator, gather_predictions
-from .numpy_compat import numpy_aliases
+from .numpy_compat import module_globals, numpy_view
 
 __all__ = ["LVISEvaluator", "LVIS_RESULTS_FILE"]
 
@@ -52,7 +52,7 @@ class LVISEvaluator(DatasetEvaluator):
         max_dets_per_image: detections kept per image (LVIS's default 300).
 
     Results: per task ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"}``,
-    percentages. Mask AP uses mask areas for the size ranges (the boxes are dropped before
+    percentages (NaN where the ground truth has no object of that slice; detectron2 reports -100). Mask AP uses mask areas for the size ranges (the boxes are dropped before
     scoring ``segm``, as the ``lvis`` API would otherwise take box areas).
     """
 
@@ -121,13 +121,14 @@ class LVISEvaluator(DatasetEvaluator):
             if "segmentation" not in results[0]:
                 raise ValueError("LVISEvaluator task 'segm' needs 'pred_masks' in the output instances.")
             results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
-        with numpy_aliases(lvis.eval):
+        with module_globals(lvis.eval, np=numpy_view()):
             lvis_results = lvis.LVISResults(self._lvis_api, copy.deepcopy(results), max_dets=self._max_dets)
             lvis_eval = lvis.LVISEval(self._lvis_api, lvis_results, iou_type=task)
             lvis_eval.run()
         lvis_eval.print_results()
         metrics = lvis_eval.get_results()
-        out = {m: 100.0 * float(metrics[m]) for m in _METRICS}
+        # the API's -1 (no ground truth in that slice, e.g. no rare class) is NaN here, as in COCOEvaluator
+        out = {m: 100.0 * float(metrics[m]) if metrics[m] != -1 else float("nan") for m in _METRICS}
         logger.info(f"LVIS {task} AP of {self._dataset_name}: " + ", ".join(f"{m} {v:.2f}" for m, v in out.items()))
         return out
 

@@ -1,19 +1,21 @@
 """Run reference evaluation packages written for older numpy on today's numpy.
 
-``cityscapesscripts`` 2.3 calls ``np.in1d`` (removed in numpy 2.4) and ``lvis`` 0.5.3 calls
-``np.float`` (removed in numpy 1.24). :func:`numpy_aliases` gives one module of such a package
-a view of numpy with the missing names added, only while the evaluation runs; numpy itself
-and every other module are left as they are.
+``cityscapesscripts`` 2.3 calls ``np.in1d`` (removed in numpy 2.4) and dumps numpy integers
+with ``json`` (numpy 2 returns them where numpy 1 returned ints); ``lvis`` 0.5.3 calls
+``np.float`` (removed in numpy 1.24). :func:`module_globals` replaces such names in one module
+of the package only while the evaluation runs; numpy itself and every other module are left
+as they are.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import types
 from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["numpy_aliases", "LEGACY_NUMPY_NAMES"]
+__all__ = ["module_globals", "numpy_view", "write_json", "LEGACY_NUMPY_NAMES"]
 
 
 def _in1d(ar1: Any, ar2: Any, assume_unique: bool = False, invert: bool = False) -> np.ndarray:
@@ -25,22 +27,38 @@ def _in1d(ar1: Any, ar2: Any, assume_unique: bool = False, invert: bool = False)
 LEGACY_NUMPY_NAMES = {"in1d": _in1d, "float": float}
 
 
-@contextlib.contextmanager
-def numpy_aliases(*modules: types.ModuleType) -> Iterator[None]:
-    """Within the block, the ``np`` global of each of ``modules`` is numpy plus the
-    :data:`LEGACY_NUMPY_NAMES` that this numpy lacks (nothing changes when it has them all)."""
+def numpy_view() -> types.ModuleType:
+    """numpy plus the :data:`LEGACY_NUMPY_NAMES` this numpy lacks (numpy itself when it has them all)."""
     missing = {name: value for name, value in LEGACY_NUMPY_NAMES.items() if not hasattr(np, name)}
     if not missing:
-        yield
-        return
+        return np
     view = types.ModuleType("numpy")
     view.__dict__.update(missing)
     view.__getattr__ = lambda name: getattr(np, name)  # type: ignore[method-assign]  # PEP 562: the rest of numpy
-    originals = [module.np for module in modules]
+    return view
+
+
+def json_default(obj: Any) -> Any:
+    """``json`` fallback for numpy scalars and arrays, and for plain objects (their ``__dict__``)."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    return obj.__dict__
+
+
+def write_json(obj: Any, path: str) -> None:
+    """cityscapesscripts' ``writeDict2JSON``, accepting numpy values."""
+    with open(path, "w") as f:
+        json.dump(obj, f, default=json_default, sort_keys=True, indent=4)
+
+
+@contextlib.contextmanager
+def module_globals(module: types.ModuleType, **values: Any) -> Iterator[None]:
+    """Within the block, ``module.<name>`` is ``values[name]``; restored afterwards."""
+    originals = {name: getattr(module, name) for name in values}
     try:
-        for module in modules:
-            module.np = view
+        for name, value in values.items():
+            setattr(module, name, value)
         yield
     finally:
-        for module, original in zip(modules, originals):
-            module.np = original
+        for name, value in originals.items():
+            setattr(module, name, value)
