@@ -124,3 +124,15 @@ def test_evaluator_needs_voc_metadata():
     MetadataCatalog.get("voc_no_meta_test").set(thing_classes=["a"])
     with pytest.raises(KeyError, match="register_pascal_voc"):
         PascalVOCDetectionEvaluator("voc_no_meta_test")
+
+
+def test_builtin_voc_names_are_detectron2s():
+    from seg_research.data.datasets import get_datasets_root
+
+    names = [n for n in DatasetCatalog.list() if n.startswith("voc_20") and "sem_seg" not in n]
+    assert sorted(names) == sorted(["voc_2007_trainval", "voc_2007_train", "voc_2007_val", "voc_2007_test",
+                                    "voc_2012_trainval", "voc_2012_train", "voc_2012_val"])
+    meta = MetadataCatalog.get("voc_2007_test")
+    assert (meta.year, meta.split, meta.evaluator_type, len(meta.thing_classes)) == (2007, "test", "pascal_voc", 20)
+    assert meta.dirname in (os.path.join(get_datasets_root(), "VOC2007"),
+                            os.path.join(get_datasets_root(), "VOCdevkit", "VOC2007"))

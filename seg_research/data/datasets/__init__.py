@@ -11,6 +11,7 @@ from .coco_panoptic import (
     register_coco_panoptic_separated,
 )
 from .mads import find_mads_folder, load_mads, mads_split_assignment, parse_mads_name, register_all_mads
+from .pascal_voc import load_voc_instances, register_pascal_voc
 from .paths import check_files_exist, resolve_under_root
 from .ph2 import load_ph2, ph2_split_assignment, read_ph2_diagnoses, register_all_ph2
 from .shapes import CATEGORIES as SHAPES_CATEGORIES
@@ -21,6 +22,7 @@ __all__ = [
     "load_coco_json", "load_sem_seg", "read_json", "register_coco_instances",
     "load_coco_panoptic_json", "panoptic_metadata", "register_coco_panoptic", "register_coco_panoptic_separated",
     "check_files_exist", "resolve_under_root",
+    "load_voc_instances", "register_pascal_voc",
     "load_ph2", "ph2_split_assignment", "read_ph2_diagnoses", "register_all_ph2",
     "load_mads", "find_mads_folder", "mads_split_assignment", "parse_mads_name", "register_all_mads",
     "SHAPES_CATEGORIES", "generate_shapes",

@@ -25,6 +25,9 @@ PASCAL VOC 2012 segmentation (:mod:`.voc2012_sem_seg`, under ``VOCdevkit/VOC2012
 :mod:`.cityscapes_panoptic`, under ``cityscapes``): ``cityscapes_fine_{sem_seg,instance_seg}_{train,val,test}``
 and ``cityscapes_fine_panoptic_{train,val}``. All in the datasets' released layouts.
 
+PASCAL VOC detection (:mod:`.pascal_voc`, under ``VOC2007``/``VOC2012`` or ``VOCdevkit/VOC20xx``):
+detectron2's ``voc_2007_{trainval,train,val,test}`` and ``voc_2012_{trainval,train,val}``.
+
 COCO 2017 instances (files under ``get_datasets_root()/coco``): ``coco_2017_{train,val}`` with
 ``annotations/instances_{train,val}2017.json`` and images in ``{train,val}2017/``; class
 names and the id mapping are read from the json when the dataset is first loaded.
@@ -59,6 +62,7 @@ from .ade20k import register_all_ade20k
 from .cityscapes import register_all_cityscapes
 from .cityscapes_panoptic import register_all_cityscapes_panoptic
 from .mads import register_all_mads
+from .pascal_voc import register_all_pascal_voc
 from .ph2 import register_all_ph2
 from .shapes import CATEGORIES, generate_shapes
 from .voc2012_sem_seg import register_all_voc2012_sem_seg
@@ -206,3 +210,4 @@ register_all_voc2012_sem_seg(get_datasets_root())
 register_all_ade20k(get_datasets_root())
 register_all_cityscapes(get_datasets_root())
 register_all_cityscapes_panoptic(get_datasets_root())
+register_all_pascal_voc(get_datasets_root())
