@@ -260,15 +260,18 @@ class Visualizer(Painter):
     # ------------------------------------------------------------------ helpers
     def _draw_instances(self, n: int, *, classes: Optional[ArrayLike], boxes: Optional[Union[Boxes, ArrayLike]],
                         masks: Optional[np.ndarray], scores: Optional[ArrayLike] = None,
-                        suffixes: Optional[Sequence[str]] = None) -> VisImage:
-        """Labels "<class>[ <score>%][<suffix>]" and colours by class and :class:`ColorMode`, then overlay."""
+                        suffixes: Optional[Sequence[str]] = None, colors: Optional[Sequence[Color]] = None
+                        ) -> VisImage:
+        """Labels "<class>[ <score>%][<suffix>]" and colours (``colors``, else by class and
+        :class:`ColorMode`), then overlay."""
         class_list = [int(c) for c in to_numpy(classes)] if classes is not None else None
         score_list = to_numpy(scores).tolist() if scores is not None else None
         labels = [self._class_label(class_list[i] if class_list else None, score_list[i] if score_list else None)
                   + (suffixes[i] if suffixes else "") for i in range(n)]
         if self.instance_mode == ColorMode.IMAGE_BW and masks is not None:
             self._gray_outside(masks.reshape(n, *self.input_size).any(axis=0))
-        colors = self._instance_colors(class_list if class_list is not None else list(range(n)))
+        if colors is None:
+            colors = self._instance_colors(class_list if class_list is not None else list(range(n)))
         return self.overlay_instances(boxes=boxes, labels=labels, masks=masks, assigned_colors=colors,
                                       alpha=0.65 if self.instance_mode == ColorMode.SEGMENTATION else 0.5)
 
