@@ -262,3 +262,17 @@ def test_test_with_tta_evaluates_into_inference_tta(rcnn, tmp_path):
     panoptic = _instant_cfg("panoptic_fpn_R_18_instant_test.yaml")
     with pytest.raises(TypeError, match="not available for PanopticFPN"):
         DefaultTrainer.test_with_TTA(panoptic, build_model(panoptic))
+
+
+def test_train_net_eval_only_adds_tta_results(tmp_path):
+    from seg_research.engine import default_argument_parser, train_net_main
+
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "Shapes", "mask_rcnn_R_18_FPN_instant_test.yaml")
+    args = default_argument_parser().parse_args([
+        "--config-file", config, "--eval-only", "OUTPUT_DIR", str(tmp_path), "TEST.AUG.ENABLED", "True",
+        "TEST.AUG.MIN_SIZES", "(64,)", "TEST.AUG.FLIP", "False", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
+    ])
+    results = train_net_main(args)
+    # one identity copy: TTA's detections are the model's, so are the metrics
+    assert sorted(results) == ["bbox", "bbox_TTA", "segm", "segm_TTA"]
+    assert results["segm_TTA"]["AP"] == pytest.approx(results["segm"]["AP"])

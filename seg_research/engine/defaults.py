@@ -227,15 +227,8 @@ class DefaultTrainer(TrainerBase):
             self._last_eval_results = self.test(self.cfg, self.model)
             return self._last_eval_results
 
-        def test_with_tta_and_save_results() -> Dict[str, Any]:
-            tta_results = self.test_with_TTA(self.cfg, self.model)
-            self._last_eval_results = {**(getattr(self, "_last_eval_results", None) or {}), **tta_results}
-            return tta_results
-
         if cfg.DATASETS.TEST:
             ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
-            if cfg.TEST.AUG.ENABLED:  # after training only, as detectron2's train_net does
-                ret.append(hooks.EvalHook(0, test_with_tta_and_save_results))
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
         return ret
@@ -312,7 +305,11 @@ class DefaultTrainer(TrainerBase):
         """Evaluate ``model`` with test-time augmentation (``TEST.AUG``: :func:`build_tta_model`
         picks GeneralizedRCNNWithTTA or SemanticSegmentorWithTTA); evaluator files and
         ``results.json`` go to ``OUTPUT_DIR/inference_TTA/<dataset>/``. Returns :meth:`test`'s
-        results with ``_TTA`` appended to each top-level key (``{"bbox_TTA": ..., "segm_TTA": ...}``)."""
+        results with ``_TTA`` appended to each top-level key (``{"bbox_TTA": ..., "segm_TTA": ...}``).
+
+        As in detectron2, the trainer does not call it by itself: ``train_net_main`` registers
+        ``hooks.EvalHook(0, lambda: trainer.test_with_TTA(cfg, trainer.model))`` when
+        ``TEST.AUG.ENABLED`` (after training), and runs it after ``test`` with ``--eval-only``."""
         logger.info("Running inference with test-time augmentation (TEST.AUG) ...")
         evaluators = [cls.build_evaluator(cfg, name, output_folder=os.path.join(cfg.OUTPUT_DIR, "inference_TTA", name))
                       for name in cfg.DATASETS.TEST]

@@ -22,6 +22,7 @@ import seg_research.data.datasets.builtin  # noqa: F401  (registers the builtin 
 from ..checkpoint import Checkpointer
 from ..config import CfgNode, get_cfg
 from ..utils import comm
+from . import hooks
 from .defaults import DefaultTrainer, default_setup
 from .launch import launch
 
@@ -62,6 +63,8 @@ def train_net_main(
         return results
     trainer = trainer_class(cfg)
     trainer.resume_or_load(resume=args.resume)
+    if cfg.TEST.AUG.ENABLED:  # TTA once, after training (detectron2's tools/train_net.py does the same)
+        trainer.register_hooks([hooks.EvalHook(0, lambda: trainer.test_with_TTA(cfg, trainer.model))])
     results = trainer.train()
     if comm.is_main_process() and results:
         logging.getLogger("seg_research").info(f"Final evaluation: {results}")
