@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 from collections import OrderedDict
-from typing import Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
 from PIL import Image
@@ -90,9 +90,25 @@ class CityscapesEvaluator(DatasetEvaluator):
                            "scored.")
         return gt_files, [predicted[_frame_key(f)] for f in gt_files]
 
-    def _finish(self) -> None:
-        self._working_dir.cleanup()
-        self._working_dir = None
+    def _score(self, module, gt_suffix: str, pred_suffix: str, **options: Any) -> Dict[str, Any]:
+        """``module.evaluateImgLists`` (the package's scoring) on the predicted ground truth, with a
+        copy of the module's ``args`` set for this folder, quiet, without output files, and
+        ``options``; the temporary folder is removed afterwards."""
+        gt_files, pred_files = self._ground_truth_and_predictions(gt_suffix, pred_suffix)
+        args = copy.copy(module.args)
+        args.predictionPath = os.path.abspath(self._temp_dir)
+        args.predictionWalk = None
+        args.JSONOutput = False
+        args.colorized = False
+        args.quiet = True
+        for name, value in options.items():
+            setattr(args, name, value)
+        try:
+            with _scoring_in(self._temp_dir, module):
+                return module.evaluateImgLists(pred_files, gt_files, args)
+        finally:
+            self._working_dir.cleanup()
+            self._working_dir = None
 
 
 class CityscapesInstanceEvaluator(CityscapesEvaluator):
@@ -129,17 +145,8 @@ class CityscapesInstanceEvaluator(CityscapesEvaluator):
             return None
         import cityscapesscripts.evaluation.evalInstanceLevelSemanticLabeling as cs_eval
 
-        gt_files, pred_files = self._ground_truth_and_predictions("_gtFine_instanceIds.png", "_pred.txt")
-        args = copy.copy(cs_eval.args)
-        args.predictionPath = os.path.abspath(self._temp_dir)
-        args.predictionWalk = None
-        args.JSONOutput = False
-        args.colorized = False
-        args.quiet = True
-        args.gtInstancesFile = os.path.join(self._temp_dir, "gtInstances.json")
-        with _scoring_in(self._temp_dir, cs_eval):
-            averages = cs_eval.evaluateImgLists(pred_files, gt_files, args)["averages"]
-        self._finish()
+        averages = self._score(cs_eval, "_gtFine_instanceIds.png", "_pred.txt",
+                               gtInstancesFile=os.path.join(self._temp_dir, "gtInstances.json"))["averages"]
         return OrderedDict(segm={"AP": 100.0 * float(averages["allAp"]), "AP50": 100.0 * float(averages["allAp50%"])})
 
 
@@ -169,16 +176,7 @@ class CityscapesSemSegEvaluator(CityscapesEvaluator):
             return None
         import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as cs_eval
 
-        gt_files, pred_files = self._ground_truth_and_predictions("_gtFine_labelIds.png", "_pred.png")
-        args = copy.copy(cs_eval.args)
-        args.predictionPath = os.path.abspath(self._temp_dir)
-        args.predictionWalk = None
-        args.JSONOutput = False
-        args.colorized = False
-        args.quiet = True
-        with _scoring_in(self._temp_dir, cs_eval):
-            results = cs_eval.evaluateImgLists(pred_files, gt_files, args)
-        self._finish()
+        results = self._score(cs_eval, "_gtFine_labelIds.png", "_pred.png")
         return OrderedDict(sem_seg={
             "IoU": 100.0 * results["averageScoreClasses"],
             "iIoU": 100.0 * results["averageScoreInstClasses"],

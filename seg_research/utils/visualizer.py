@@ -23,10 +23,10 @@ from ..data.catalog import Metadata
 from ..data.detection_utils import annotations_to_instances, read_panoptic_ids, read_record_sem_seg
 from ..structures import BitMasks, Boxes, Instances, PolygonMasks
 from . import vis_primitives as P
-from .vis_primitives import Painter, to_numpy
 from .colormap import Color, class_color, colormap, random_color, scale_color, shade_color, to_rgb255
 from .vis_image import VisImage, VisImageWriter
 from .vis_masks import GenericMask, convert_masks
+from .vis_primitives import Painter, to_numpy
 
 __all__ = ["ColorMode", "GenericMask", "VisImage", "VisImageWriter", "Visualizer", "class_color", "shade_color",
            "colormap", "random_color", "read_panoptic_ids"]
