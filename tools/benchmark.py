@@ -2,7 +2,7 @@
 """Time training steps, inference, the train loader or an evaluator of a config.
 
     python tools/benchmark.py --config-file F --task train|inference|data|eval [--iters N]
-        [--warmup W] [--json OUT] [--compare torchvision] KEY VALUE ...
+        [--warmup W] [--json OUT] [--compare torchvision] [--precision fp32 bf16 fp16] KEY VALUE ...
 
 Each run prints one JSON line per implementation (also appended to ``--json OUT``) with
 ``impl``, ``task``, ``config``, ``median_s``/``min_s``/``max_s`` over ``n`` timed repetitions,
@@ -20,6 +20,11 @@ the torch/torchvision versions, thread count, device, peak RSS (and peak CUDA me
 - ``eval``: seconds for the evaluator of DATASETS.TEST[0] (``reset``, ``process`` of every
   image, ``evaluate``) on predictions of the configured model computed once before timing.
 
+``--precision`` (train, inference) times each listed precision, alternating them step by step
+from the same weights: ``fp32``, or the forward pass under ``torch.autocast`` to ``bf16`` /
+``fp16`` (the backward and optimizer step follow; fp16 with a ``GradScaler``). Records carry
+``precision`` and, on a CPU, ``cpu_native_bf16`` (bf16 is emulated, slowly, where it is False).
+
 ``--compare torchvision`` (train, inference; Mask R-CNN configs) also times
 ``torchvision.models.detection.MaskRCNN`` built with the config's architecture and sampling
 settings (``seg_research.utils.benchmark.torchvision_maskrcnn_from_cfg``) and started from the same weights, on the
@@ -36,6 +41,7 @@ import torch
 
 import seg_research.data.datasets.builtin  # noqa: F401  (registers builtin datasets)
 from seg_research.config import CfgNode, ConfigError, get_cfg
+from seg_research.engine.amp import PRECISIONS
 from seg_research.utils.benchmark import BENCHMARKS, Timer, emit
 from seg_research.utils.env import keep_freed_memory
 
@@ -55,12 +61,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=5, help="instances per synthetic image")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: cores)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", nargs="+", choices=list(PRECISIONS), default=["fp32"],
+                        help="train/inference under torch.autocast to each of these, alternating in one run "
+                             "(fp16 trains with a GradScaler); measured as asked, also where bf16 is emulated")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args(argv)
     if args.iters < 1 or args.warmup < 0:
         parser.error("--iters must be >= 1 and --warmup >= 0.")
     if args.compare and args.task not in ("train", "inference"):
         parser.error(f"--compare torchvision times train and inference only, not '{args.task}'.")
+    if args.precision != ["fp32"] and args.task not in ("train", "inference"):
+        parser.error(f"--precision applies to train and inference, not '{args.task}'.")
+    if len(set(args.precision)) != len(args.precision):
+        parser.error(f"--precision lists a precision twice: {args.precision}.")
     return args
 
 

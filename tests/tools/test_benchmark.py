@@ -49,3 +49,10 @@ def test_other_tasks_emit_their_record(tmp_path, task, extra):
     assert record["impl"] == "seg_research" and record["task"] == task and record["median_s"] > 0
     if task == "eval":
         assert record["evaluator"] == "COCOEvaluator" and record["num_images"] == 6
+
+
+def test_precisions_are_timed_in_one_run_with_one_record_each(tmp_path):
+    records = _main(["--config-file", CONFIG, "--task", "inference", "--precision", "fp32", "bf16", "--iters", "1",
+                     "--warmup", "0", "--threads", "1", "OUTPUT_DIR", str(tmp_path)])
+    assert [(r["impl"], r["precision"]) for r in records] == [("seg_research", "fp32"), ("seg_research", "bf16")]
+    assert all(r["median_s"] > 0 and isinstance(r["cpu_native_bf16"], bool) for r in records)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import statistics
 import tempfile
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from seg_research.config import ConfigError
 from seg_research.data.build import build_detection_test_loader, build_detection_train_loader
 from seg_research.evaluation import build_evaluator
 from seg_research.modeling import build_model
+from seg_research.engine.amp import PRECISIONS, autocast, cpu_supports_bf16, outputs_to_float32
 from seg_research.solver import build_optimizer
 
 from .inputs import Sample, ours_input, samples_from_loader, synthetic_image_size, synthetic_samples, torchvision_input
@@ -48,11 +49,31 @@ def _build_models(args, cfg, image_size: int, train: bool) -> Dict[str, nn.Modul
     return models
 
 
-def _alternate(models: Dict[str, Any], count: int) -> Iterator[Tuple[int, str]]:
-    """(repetition, implementation) pairs, alternating implementations within each repetition."""
+def _alternate(models: Dict[str, Any], count: int, precisions: Sequence[str] = ("fp32",)
+               ) -> Iterator[Tuple[int, str, str]]:
+    """(repetition, implementation, precision) triples, alternating implementations and
+    precisions within each repetition."""
     for i in range(count):
         for impl in models:
-            yield i, impl
+            for precision in precisions:
+                yield i, impl, precision
+
+
+def _autocast(device: torch.device, precision: str):
+    """Autocast to ``precision`` ("fp32": none); measured as asked, also on a CPU that emulates bf16."""
+    return autocast(device, None if precision == "fp32" else PRECISIONS[precision])
+
+
+def _label(impl: str, precision: str, precisions: Sequence[str]) -> str:
+    """Timer key of an implementation in a precision (the bare name when one precision is timed)."""
+    return impl if len(precisions) == 1 else f"{impl}@{precision}"
+
+
+def _precision_fields(device: torch.device, precision: str) -> Dict[str, Any]:
+    fields: Dict[str, Any] = {"precision": precision}
+    if device.type == "cpu":
+        fields["cpu_native_bf16"] = cpu_supports_bf16()
+    return fields
 
 
 def bench_train(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
@@ -67,23 +88,33 @@ def bench_train(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
         batches = [samples[i::total] for i in range(total)]
     models = _build_models(args, cfg, size, train=True)
     device = torch.device(cfg.MODEL.DEVICE)
+    precisions = list(args.precision)
     optimizers = {impl: build_optimizer(cfg, model) for impl, model in models.items()}
+    # fp16 as AMPTrainer trains it: with a loss scaler (one per implementation)
+    scalers = {impl: torch.amp.GradScaler(device.type) for impl in models} if "fp16" in precisions else {}
     counters = {impl: _MaskRoiCounter(model.roi_heads.mask_head) for impl, model in models.items()
                 if hasattr(getattr(model, "roi_heads", None), "mask_head")}
 
-    def step(impl: str, batch: List[Sample]) -> Callable[[], None]:
+    def step(impl: str, precision: str, batch: List[Sample]) -> Callable[[], None]:
         model, optimizer = models[impl], optimizers[impl]
 
         def run() -> None:
-            if impl == "torchvision":
-                pairs = [torchvision_input(s, cfg.INPUT.FORMAT, True) for s in batch]
-                losses = model([(image.to(device) / 255) for image, _ in pairs],
-                               [{k: v.to(device) for k, v in t.items()} for _, t in pairs])
-            else:
-                losses = model([ours_input(s, True) for s in batch])
+            with _autocast(device, precision):
+                if impl == "torchvision":
+                    pairs = [torchvision_input(s, cfg.INPUT.FORMAT, True) for s in batch]
+                    losses = model([(image.to(device) / 255) for image, _ in pairs],
+                                   [{k: v.to(device) for k, v in t.items()} for _, t in pairs])
+                else:
+                    losses = model([ours_input(s, True) for s in batch])
             optimizer.zero_grad(set_to_none=True)
-            sum(losses.values()).backward()
-            optimizer.step()
+            loss = sum(v.float() for v in losses.values())
+            if precision == "fp16":
+                scalers[impl].scale(loss).backward()
+                scalers[impl].step(optimizer)
+                scalers[impl].update()
+            else:
+                loss.backward()
+                optimizer.step()
         return run
 
     # Warm-up steps train each model on its own (random-init proposals are poor; after an update the
@@ -91,24 +122,31 @@ def bench_train(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
     # weights, and every timed step starts from them (reloaded untimed): the two implementations see the
     # same proposals and, with the same seed, sample the same ROIs at every step, i.e. do the same work.
     snapshot: Dict[str, Dict[str, torch.Tensor]] = {}
-    for i, impl in _alternate(models, total):
+    rois: Dict[str, List[int]] = {}
+    for i, impl, precision in _alternate(models, total, precisions):
         if i == args.warmup and not snapshot:
             if "torchvision" in models:
                 load_torchvision_weights(models["seg_research"], models["torchvision"])
             snapshot = {name: copy.deepcopy(model.state_dict()) for name, model in models.items()}
         if snapshot:
             models[impl].load_state_dict(snapshot[impl])
-        torch.manual_seed(args.seed + i)  # the same ROI sampling draws for both implementations
-        timer(impl, step(impl, batches[i]), record=i >= args.warmup)
+        torch.manual_seed(args.seed + i)  # the same ROI sampling draws for every implementation and precision
+        label = _label(impl, precision, precisions)
+        timer(label, step(impl, precision, batches[i]), record=i >= args.warmup)
+        if impl in counters and i >= args.warmup:
+            rois.setdefault(label, []).append(counters[impl].counts[-1])
     records = []
     for impl in models:
-        record = {**base_record(args, cfg, impl), **timer.summary(impl), **timer.memory(impl),
-                  "unit": "s/iter", "batch_size": cfg.SOLVER.IMS_PER_BATCH, "inputs": args.inputs}
-        if args.inputs == "synthetic":
-            record.update(image_size=[size, size], instances_per_image=args.instances)
-        if impl in counters:
-            record["mask_rois"] = statistics.mean(counters[impl].counts[-args.iters:])
-        records.append(record)
+        for precision in precisions:
+            label = _label(impl, precision, precisions)
+            record = {**base_record(args, cfg, impl), **_precision_fields(device, precision), **timer.summary(label),
+                      **timer.memory(label), "unit": "s/iter", "batch_size": cfg.SOLVER.IMS_PER_BATCH,
+                      "inputs": args.inputs}
+            if args.inputs == "synthetic":
+                record.update(image_size=[size, size], instances_per_image=args.instances)
+            if label in rois:
+                record["mask_rois"] = statistics.mean(rois[label])
+            records.append(record)
     return records
 
 
@@ -122,13 +160,14 @@ def bench_inference(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
         samples = synthetic_samples(total, size, 0, 1, 1, len(cfg.MODEL.PIXEL_MEAN), args.seed)
     models = _build_models(args, cfg, size, train=False)
     device = torch.device(cfg.MODEL.DEVICE)
+    precisions = list(args.precision)
 
     def call(impl: str, sample: Sample, postprocess: bool) -> Callable[[], Any]:
         model = models[impl]
         if impl == "torchvision":
             image = torchvision_input(sample, cfg.INPUT.FORMAT, False)[0].to(device)
             if postprocess:
-                return lambda: model([image / 255])
+                return lambda: outputs_to_float32(model([image / 255]))
 
             def raw() -> Any:
                 images, _ = model.transform([image / 255])
@@ -137,17 +176,25 @@ def bench_inference(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
                 return model.roi_heads(features, proposals, images.image_sizes)
             return raw
         inputs = [ours_input(sample, False)]
-        return lambda: model(inputs) if postprocess else model.inference(inputs, do_postprocess=False)
+        return lambda: outputs_to_float32(model(inputs)) if postprocess else model.inference(
+            inputs, do_postprocess=False)
 
     with torch.no_grad():
-        for i, impl in _alternate(models, total):
-            for postprocess in (True, False):
-                key = f"{impl}/{'full' if postprocess else 'raw'}"
-                timer(key, call(impl, samples[i], postprocess), record=i >= args.warmup)
-    return [{**base_record(args, cfg, impl), **timer.summary(f"{impl}/full"), **timer.summary(f"{impl}/raw", "raw_"),
-             **timer.memory(impl), "unit": "s/image", "inputs": args.inputs,
-             **({"image_size": [size, size]} if args.inputs == "synthetic" else {})}
-            for impl in models]
+        for i, impl, precision in _alternate(models, total, precisions):
+            label = _label(impl, precision, precisions)
+            with _autocast(device, precision):
+                for postprocess in (True, False):
+                    key = f"{label}/{'full' if postprocess else 'raw'}"
+                    timer(key, call(impl, samples[i], postprocess), record=i >= args.warmup)
+    records = []
+    for impl in models:
+        for precision in precisions:
+            label = _label(impl, precision, precisions)
+            records.append({**base_record(args, cfg, impl), **_precision_fields(device, precision),
+                            **timer.summary(f"{label}/full"), **timer.summary(f"{label}/raw", "raw_"),
+                            **timer.memory(label), "unit": "s/image", "inputs": args.inputs,
+                            **({"image_size": [size, size]} if args.inputs == "synthetic" else {})})
+    return records
 
 
 def bench_data(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
