@@ -9,6 +9,8 @@ size, grayscale or RGBA (converted to RGB). Each overlay is written as
 ``<output>/<image name>.png`` (``<image name>_1.png``, ... for repeated names). An image
 that cannot be read is reported by name and skipped; the exit code is 1 only when no image
 could be processed. Class names and colours come from the metadata of DATASETS.TEST[0].
+``MODEL.PRECISION bf16`` runs the model under bf16 autocast (on a CPU with native bf16 kernels,
+else it says so and stays fp32); predictions are float32 either way.
 """
 import argparse
 import glob
