@@ -47,6 +47,7 @@ from seg_research.data.datasets import panoptic_metadata, register_coco_panoptic
 from seg_research.data.detection_utils import read_panoptic_ids, write_panoptic_ids
 from seg_research.evaluation import COCOPanopticEvaluator, build_evaluator, panoptic_evaluation, pq_compute
 from seg_research.evaluation.panoptic_evaluation import PanopticCategories, image_pq_stats
+from seg_research.evaluation import panoptic_quality
 from seg_research.utils import comm
 
 PERSON, CAR, SKY, ROAD, TREE = 1, 3, 7, 8, 10
@@ -274,7 +275,7 @@ def test_distributed_sums_statistics_and_gathers_json(dataset, tmp_path, monkeyp
     for image_id in (1, 2):
         rank0.process(_inputs(image_id), [_model_output(image_id)])
     rank1.process(_inputs(3), [_model_output(3)])
-    rank1_stats = panoptic_evaluation._accumulate(rank1._pairs(), rank1._categories, 0)
+    rank1_stats = panoptic_quality._accumulate(rank1._pairs(), rank1._categories, 0)
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(panoptic_evaluation, "_all_reduce_sum", lambda stats: stats + rank1_stats)
     monkeypatch.setattr(comm, "is_main_process", lambda: False)
