@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from seg_research.config import configurable
