@@ -1,5 +1,5 @@
 """Checkpoint saving/loading (ours, plain/torchvision state_dicts, detectron2 .pkl)."""
-from .checkpointer import CheckpointError, Checkpointer, PeriodicCheckpointer
+from .checkpointer import Checkpointer, CheckpointError, PeriodicCheckpointer
 from .detection_checkpoint import DetectionCheckpointer
 from .safe_pickle import restricted_load
 

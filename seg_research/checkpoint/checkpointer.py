@@ -17,8 +17,12 @@ from typing import Any, Callable, Collection, Dict, List, NamedTuple, Optional
 
 import torch
 from fvcore.common.checkpoint import Checkpointer as _FvCheckpointer
-from fvcore.common.checkpoint import PeriodicCheckpointer
-from fvcore.common.checkpoint import _filter_reused_missing_keys, _group_checkpoint_keys, _group_to_str
+from fvcore.common.checkpoint import (
+    PeriodicCheckpointer,
+    _filter_reused_missing_keys,
+    _group_checkpoint_keys,
+    _group_to_str,
+)
 
 from ..modeling.backbone.resnet import convert_torchvision_resnet_state_dict
 from ..utils.file_io import PathManager, atomic_write_bytes, torch_save_atomic

@@ -1,6 +1,8 @@
 """Small building blocks shared by the models: shape specs, conv blocks, normalization layers, and the
 ops detectron2 exports from ``detectron2.layers`` (RoIAlign, NMS, mask pasting, torch wrappers)."""
-from torchvision.ops import batched_nms, complete_box_iou_loss as ciou_loss, distance_box_iou_loss as diou_loss, nms
+from torchvision.ops import batched_nms, nms
+from torchvision.ops import complete_box_iou_loss as ciou_loss
+from torchvision.ops import distance_box_iou_loss as diou_loss
 
 from ..utils.absent import absent_names
 from .batch_norm import SyncBatchNorm2d

@@ -1,6 +1,6 @@
 """Data structures shared by data loading, models and evaluation: boxes, instances, masks, image batches."""
 from ..utils.absent import absent_names
-from .boxes import BoxMode, Boxes, pairwise_intersection, pairwise_ioa, pairwise_iou, pairwise_point_box_distance
+from .boxes import Boxes, BoxMode, pairwise_intersection, pairwise_ioa, pairwise_iou, pairwise_point_box_distance
 from .image_list import ImageList
 from .instances import Instances
 from .masks import BitMasks, PolygonMasks, bitmask_to_rle, check_rle, polygons_to_bitmask, rle_to_bitmask
