@@ -112,7 +112,7 @@ def test_legacy_lr_schedulers_match_detectron2(cls_name, kwargs, expected):
 
 
 def test_layers_behave_as_detectron2s():
-    from seg_research.layers import ROIAlign, Conv2d, cat, cross_entropy, nonzero_tuple, paste_masks_in_image
+    from seg_research.layers import Conv2d, ROIAlign, cat, cross_entropy, nonzero_tuple, paste_masks_in_image
     from seg_research.structures import Boxes
 
     torch.manual_seed(0)

@@ -22,8 +22,17 @@ from ..data.errors import DataError
 from ..utils import comm
 from ..utils.file_io import PathManager, atomic_write_json
 from .evaluator import DatasetEvaluator
-from .panoptic_quality import (VOID, PanopticCategories, _accumulate, _class_metrics, _ImagePair, _summary_table,
-                               image_pq_stats, pq_compute, pq_from_stats)
+from .panoptic_quality import (
+    VOID,
+    PanopticCategories,
+    _accumulate,
+    _class_metrics,
+    _ImagePair,
+    _summary_table,
+    image_pq_stats,
+    pq_compute,
+    pq_from_stats,
+)
 
 __all__ = ["COCOPanopticEvaluator", "pq_compute", "pq_from_stats", "image_pq_stats", "PanopticCategories",
            "PANOPTIC_PREDICTIONS_FILE", "PANOPTIC_PREDICTIONS_FOLDER"]

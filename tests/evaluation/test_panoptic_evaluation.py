@@ -45,9 +45,14 @@ from seg_research.config import get_cfg
 from seg_research.data import DataError, DatasetCatalog, MetadataCatalog
 from seg_research.data.datasets import panoptic_metadata, register_coco_panoptic
 from seg_research.data.detection_utils import read_panoptic_ids, write_panoptic_ids
-from seg_research.evaluation import COCOPanopticEvaluator, build_evaluator, panoptic_evaluation, pq_compute
+from seg_research.evaluation import (
+    COCOPanopticEvaluator,
+    build_evaluator,
+    panoptic_evaluation,
+    panoptic_quality,
+    pq_compute,
+)
 from seg_research.evaluation.panoptic_evaluation import PanopticCategories, image_pq_stats
-from seg_research.evaluation import panoptic_quality
 from seg_research.utils import comm
 
 PERSON, CAR, SKY, ROAD, TREE = 1, 3, 7, 8, 10

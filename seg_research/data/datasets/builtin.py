@@ -47,9 +47,11 @@ import os
 from typing import Any, Callable, Dict, List, Tuple
 
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
-
 from seg_research.data.errors import DataError
 
+from .ade20k import register_all_ade20k
+from .cityscapes import register_all_cityscapes
+from .cityscapes_panoptic import register_all_cityscapes_panoptic
 from .coco import load_sem_seg, read_json, register_coco_instances
 from .coco_panoptic import (
     _load_separated,
@@ -58,9 +60,6 @@ from .coco_panoptic import (
     register_coco_panoptic,
     register_coco_panoptic_separated,
 )
-from .ade20k import register_all_ade20k
-from .cityscapes import register_all_cityscapes
-from .cityscapes_panoptic import register_all_cityscapes_panoptic
 from .mads import register_all_mads
 from .pascal_voc import register_all_pascal_voc
 from .ph2 import register_all_ph2

@@ -13,9 +13,9 @@ from torch import nn
 from seg_research.checkpoint import Checkpointer
 from seg_research.config import ConfigError
 from seg_research.data.build import build_detection_test_loader, build_detection_train_loader
+from seg_research.engine.amp import PRECISIONS, autocast, cpu_supports_bf16, outputs_to_float32
 from seg_research.evaluation import build_evaluator
 from seg_research.modeling import build_model
-from seg_research.engine.amp import PRECISIONS, autocast, cpu_supports_bf16, outputs_to_float32
 from seg_research.solver import build_optimizer
 
 from .inputs import Sample, ours_input, samples_from_loader, synthetic_image_size, synthetic_samples, torchvision_input
