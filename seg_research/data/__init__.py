@@ -1,4 +1,8 @@
-from . import transforms  # noqa: F401  (detectron2's `from <pkg>.data import transforms as T`)
+from ..utils.absent import absent_names
+
+# datasets registers the builtin datasets on import, in every process; transforms is detectron2's
+# `from <pkg>.data import transforms as T`.
+from . import datasets, samplers, transforms  # noqa: F401
 from .build import (
     build_batch_data_loader,
     build_detection_test_loader,
@@ -9,8 +13,6 @@ from .catalog import DatasetCatalog, DatasetNotRegisteredError, Metadata, Metada
 from .common import DatasetFromList, MapDataset
 from .errors import DataError
 from .mapper import DatasetMapper
-from . import datasets, samplers  # noqa: F401  (datasets registers the builtin datasets on import, in every process)
-from ..utils.absent import absent_names
 
 __all__ = [
     "DatasetCatalog", "MetadataCatalog", "Metadata", "DatasetNotRegisteredError", "DataError",
