@@ -58,16 +58,12 @@ def _check_instances(fixture, instances):
     np.testing.assert_allclose(scores[match], fixture["scores"], atol=1e-4)
     expected = np.unpackbits(fixture["masks"], axis=-1, count=instances.image_size[1]).astype(bool)
     ours = instances.pred_masks[torch.as_tensor(match[:NUM_MASKS])].numpy()
-    for e, o in zip(expected, ours):
-        assert (e & o).sum() >= 0.99 * (e | o).sum()
+    for e, o in zip(expected, ours):  # IoU >= 0.99; a mask under 100 pixels may differ in one pixel
+        assert (e ^ o).sum() <= max(1, 0.01 * (e | o).sum())
 
 
 @pytest.mark.parametrize("name", [
-    "mask_rcnn_R_50_FPN", "mask_rcnn_R_50_C4",
-    # every tensor loads, but with these generated weights detectron2 itself scores no box above 0.02:
-    # the fixture compares nothing yet (needs a generator that gives DC5 detections)
-    pytest.param("mask_rcnn_R_50_DC5", marks=pytest.mark.xfail(reason="DC5 fixture has no detections", strict=True)),
-])
+    "mask_rcnn_R_50_FPN", "mask_rcnn_R_50_C4", "mask_rcnn_R_50_DC5"])
 def test_mask_rcnn_zoo_pkl_gives_detectron2s_detections(name, tmp_path, caplog):
     fixture, out = _load_into_our_model(name, tmp_path, caplog)
     _check_instances(fixture, out["instances"])
