@@ -58,16 +58,16 @@ def annotate_coco_json(input_json: str, image_root: str, output_json: str, predi
     for annotation in data.get("annotations", []):
         if needs_mask(annotation) or (replace_existing and "bbox" in annotation):
             todo[annotation["image_id"]].append(annotation)
-    for image_id, annotations in todo.items():
+    for image_id, image_annotations in todo.items():
         if image_id not in images:
             raise DataError(f"An annotation has image_id {image_id!r}, which is not in 'images'. Fix the json.",
                             file_name=input_json, record=image_id)
         image = images[image_id]
         rgb = read_image(resolve_under_root(image_root, image["file_name"], record=image_id), format="RGB")
-        boxes = BoxMode.convert(torch.tensor([a["bbox"] for a in annotations], dtype=torch.float32),
+        boxes = BoxMode.convert(torch.tensor([a["bbox"] for a in image_annotations], dtype=torch.float32),
                                 BoxMode.XYWH_ABS, BoxMode.XYXY_ABS)
         masks = predictor(rgb, boxes=boxes).pred_masks
-        for annotation, mask in zip(annotations, masks):
+        for annotation, mask in zip(image_annotations, masks):
             annotation["segmentation"] = bitmask_to_rle(mask)
             annotation["area"] = int(mask.sum())
     stats = {"images": len(todo), "masks": sum(map(len, todo.values()))}

@@ -16,7 +16,6 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
 import sam
-from seg_research.config import get_cfg
 from seg_research.data import DatasetCatalog, MetadataCatalog
 from seg_research.data.detection_utils import annotations_to_instances
 from seg_research.evaluation import COCOEvaluator
