@@ -83,7 +83,7 @@ def test_target_to_string_is_shortest_importable_path():
 
     path = target_to_string(GeneralizedRCNN)
     assert locate(path) is GeneralizedRCNN
-    assert path == "seg_research.modeling.meta_arch.GeneralizedRCNN"  # re-exported by its package
+    assert path == "seg_research.modeling.GeneralizedRCNN"  # re-exported by seg_research.modeling
     assert target_to_string(torch.nn.Conv2d) == "torch.nn.Conv2d"
     with pytest.raises(ConfigError, match="no importable dotted path"):
         target_to_string(lambda: 0)
