@@ -1,25 +1,13 @@
-# Panoptic FPN (Kirillov et al. 2019): the Mask R-CNN R50-FPN of mask_rcnn_fpn.py plus a semantic
+# Panoptic FPN (Kirillov et al. 2019): the Mask R-CNN R50-FPN of mask_rcnn_fpn.py plus semantic_fpn.py's
 # FPN head over "things" + the 53 COCO stuff classes (the `_separated` datasets' convention).
-from seg_research.config import LazyCall as L
-from seg_research.layers import ShapeSpec
 from seg_research.modeling.meta_arch import PanopticFPN
-from seg_research.modeling.sem_seg_heads import SemSegFPNHead
 
 from .mask_rcnn_fpn import model
+from .semantic_fpn import model as _semantic
 
 model._target_ = PanopticFPN
-model.sem_seg_head = L(SemSegFPNHead)(
-    input_shape={
-        f"p{level}": L(ShapeSpec)(stride=2**level, channels="${....backbone.out_channels}")
-        for level in (2, 3, 4, 5)
-    },
-    num_classes=54,  # "things" + 53 stuff classes
-    conv_dims=128,
-    common_stride=4,
-    norm="GN",
-    ignore_value=255,
-    loss_weight=0.5,
-)
+model.sem_seg_head = _semantic.sem_seg_head  # over "things" + 53 stuff classes: 54
+model.sem_seg_head.loss_weight = 0.5
 model.instance_loss_weight = 1.0
 model.combine_on = True
 model.combine_overlap_thresh = 0.5
