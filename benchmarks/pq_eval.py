@@ -25,79 +25,11 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
-from seg_research.data.detection_utils import read_panoptic_ids, write_panoptic_ids
+from seg_research.data.detection_utils import read_panoptic_ids
 from seg_research.evaluation.panoptic_evaluation import PanopticCategories, pq_compute, pq_from_stats
-
-NUM_THINGS, NUM_STUFF = 20, 10
-CATEGORIES = ([{"id": i + 1, "name": f"thing{i}", "isthing": 1} for i in range(NUM_THINGS)]
-              + [{"id": NUM_THINGS + i + 1, "name": f"stuff{i}", "isthing": 0} for i in range(NUM_STUFF)])
-
-
-# ----------------------------------------------------------------------------- synthetic data
-def _draw(layout: Mapping[str, Any], h: int, w: int, void_edges: bool) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
-    """Segment-id map (ids 1..N) and segments_info of a layout: stuff bands, then things on top."""
-    ids = np.zeros((h, w), np.int32)
-    segments = []
-    for k, (top, category) in enumerate(layout["bands"]):
-        ids[top:] = k + 1
-        segments.append({"id": k + 1, "category_id": category, "iscrowd": 0})
-    for cx, cy, ax, ay, angle, category, iscrowd in layout["things"]:
-        seg_id = len(segments) + 1
-        center, axes = (int(cx), int(cy)), (max(int(ax), 2), max(int(ay), 2))
-        cv2.ellipse(ids, center, axes, angle, 0, 360, seg_id, thickness=-1)
-        if void_edges:
-            cv2.ellipse(ids, center, axes, angle, 0, 360, 0, thickness=2)
-        segments.append({"id": seg_id, "category_id": category, "iscrowd": iscrowd})
-    present = set(np.unique(ids).tolist())
-    return ids, [s for s in segments if s["id"] in present]
-
-
-def _layouts(rng: np.random.Generator, h: int, w: int, segments: int) -> Tuple[dict, dict]:
-    """(ground truth, prediction) layouts: the prediction moves, resizes, relabels, drops and adds things."""
-    num_bands = 4
-    tops = np.sort(rng.integers(1, h, num_bands - 1))
-    bands = [(0, NUM_THINGS + 1 + int(rng.integers(NUM_STUFF)))] + [
-        (int(t), NUM_THINGS + 1 + int(rng.integers(NUM_STUFF))) for t in tops]
-    things = []
-    for k in range(segments - num_bands):
-        things.append((rng.uniform(0, w), rng.uniform(0, h), rng.uniform(10, 60), rng.uniform(10, 60),
-                       rng.uniform(0, 180), 1 + int(rng.integers(NUM_THINGS)), int(k == 0 and rng.random() < 0.3)))
-    pred_bands = [(max(0, t + int(rng.integers(-15, 16))) if t else 0, c) for t, c in bands]
-    pred_things = []
-    for cx, cy, ax, ay, angle, category, _ in things:
-        if rng.random() < 0.1:
-            continue
-        if rng.random() < 0.1:
-            category = 1 + int(rng.integers(NUM_THINGS))
-        pred_things.append((cx + rng.normal(0, 4), cy + rng.normal(0, 4), ax * rng.uniform(0.85, 1.15),
-                            ay * rng.uniform(0.85, 1.15), angle + rng.normal(0, 10), category, 0))
-    for _ in range(2):
-        pred_things.append((rng.uniform(0, w), rng.uniform(0, h), rng.uniform(5, 20), rng.uniform(5, 20), 0.0,
-                            1 + int(rng.integers(NUM_THINGS)), 0))
-    return {"bands": bands, "things": things}, {"bands": pred_bands, "things": pred_things}
-
-
-def generate(root: str, num_images: int, h: int, w: int, segments: int, seed: int) -> Tuple[str, str]:
-    """Write ``root/{gt,pred}.json`` and ``root/{gt,pred}/NNNNNN.png``; returns the two json paths."""
-    rng = np.random.default_rng(seed)
-    images, annotations = [], {"gt": [], "pred": []}
-    for i in range(num_images):
-        file_name = f"{i:06d}.png"
-        images.append({"id": i, "file_name": file_name, "height": h, "width": w})
-        for kind, layout in zip(("gt", "pred"), _layouts(rng, h, w, segments)):
-            ids, segs = _draw(layout, h, w, void_edges=kind == "gt")
-            write_panoptic_ids(os.path.join(root, kind, file_name), ids)
-            annotations[kind].append({"image_id": i, "file_name": file_name, "segments_info": segs})
-    paths = []
-    for kind in ("gt", "pred"):
-        path = os.path.join(root, f"{kind}.json")
-        with open(path, "w") as f:
-            json.dump({"images": images, "annotations": annotations[kind], "categories": CATEGORIES}, f)
-        paths.append(path)
-    return paths[0], paths[1]
+from seg_research.evaluation.panoptic_synthetic import CATEGORIES, synthetic_panoptic_problem
 
 
 # ----------------------------------------------------------------------------- the naive baseline
@@ -199,7 +131,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="pq_eval_") as root:
         (gt_json, pred_json), gen_time = _timed(
-            lambda: generate(root, args.num_images, args.height, args.width, args.segments, args.seed))
+            lambda: synthetic_panoptic_problem(root, args.num_images, height=args.height, width=args.width,
+                                               segments=args.segments, seed=args.seed))
         pairs = _png_pairs(root)
         print(f"{args.num_images} images of {args.height}x{args.width}, "
               f"{np.mean([len(p[1]) for p in pairs]):.1f} ground truth and {np.mean([len(p[3]) for p in pairs]):.1f} "
