@@ -1,8 +1,5 @@
 """The U-Net project: UNetEncoder, UpBlock, UNetHead, its configs and train_net.py."""
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -235,16 +232,8 @@ def test_small_unet_overfits_one_image():
     assert torch.equal(prediction, target)
 
 
-def test_train_net_trains_and_evaluates(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, os.path.join(PROJECT, "train_net.py"), "--config-file",
-         os.path.join(CONFIGS, "Shapes", "unet_instant_test.yaml"), "OUTPUT_DIR", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert {"model_final.pth", "metrics.json", "config.yaml"} <= set(os.listdir(tmp_path))
-    results = json.load(open(tmp_path / "inference" / "shapes_val_sem_seg" / "results.json"))["sem_seg"]
-    assert 0.0 <= results["mIoU"] <= 100.0 and "IoU-circle" in results
+def test_train_net_trains_and_evaluates(tmp_path, train_project_on_shapes):
+    train_project_on_shapes("UNet", "unet_instant_test.yaml", tmp_path)
     saved = get_cfg()
     add_unet_config(saved)
     saved.merge_from_file(str(tmp_path / "config.yaml"))
