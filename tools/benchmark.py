@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Time training steps, inference, the train loader or an evaluator of a config.
+"""Time training steps, inference, the train loader or an evaluator of a config, or the evaluation of
+a generated problem.
 
     python tools/benchmark.py --config-file F --task train|inference|data|eval [--iters N]
         [--warmup W] [--json OUT] [--compare torchvision] [--precision fp32 bf16 fp16] KEY VALUE ...
+    python tools/benchmark.py --task pq [--num-images N] [--iters N] [--warmup W] [--json OUT]
 
 Each run prints one JSON line per implementation (also appended to ``--json OUT``) with
 ``impl``, ``task``, ``config``, ``median_s``/``min_s``/``max_s`` over ``n`` timed repetitions,
@@ -19,6 +21,12 @@ the torch/torchvision versions, thread count, device, peak RSS (and peak CUDA me
   (``images_per_s``).
 - ``eval``: seconds for the evaluator of DATASETS.TEST[0] (``reset``, ``process`` of every
   image, ``evaluate``) on predictions of the configured model computed once before timing.
+
+The generated tasks take no config (``--config-file`` is refused); they build a seeded problem once,
+untimed (``generation_s``):
+
+- ``pq``: ``pq_compute`` (one process) on ``--num-images`` (default 200) generated 480x640 COCO
+  panoptic image pairs (~20 segments each), and the floor: decoding their PNGs only.
 
 ``--precision`` (train, inference) times each listed precision, alternating them step by step
 from the same weights: ``fp32``, or the forward pass under ``torch.autocast`` to ``bf16`` /
@@ -42,7 +50,7 @@ import torch
 import seg_research.data.datasets.builtin  # noqa: F401  (registers builtin datasets)
 from seg_research.config import CfgNode, ConfigError, get_cfg
 from seg_research.engine.amp import PRECISIONS
-from seg_research.utils.benchmark import BENCHMARKS, Timer, emit
+from seg_research.utils.benchmark import BENCHMARKS, GENERATED_TASKS, Timer, emit
 from seg_research.utils.env import keep_freed_memory
 
 TASKS = tuple(BENCHMARKS)
@@ -50,8 +58,12 @@ TASKS = tuple(BENCHMARKS)
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="path to the YAML config file")
+    parser.add_argument("--config-file", metavar="FILE",
+                        help=f"path to the YAML config file (every task but {', '.join(GENERATED_TASKS)})")
     parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--num-images", type=int, metavar="N",
+                        help=f"images of the generated problem of {', '.join(GENERATED_TASKS)} "
+                             "(default: " + ", ".join(f"{task} {n}" for task, n in GENERATED_TASKS.items()) + ")")
     parser.add_argument("--iters", type=int, default=5, help="timed repetitions (images for inference)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions before them")
     parser.add_argument("--json", default="", metavar="OUT", help="also append the JSON lines to this file")
@@ -66,6 +78,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                              "(fp16 trains with a GradScaler); measured as asked, also where bf16 is emulated")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args(argv)
+    generated = args.task in GENERATED_TASKS
+    if generated and (args.config_file or args.opts):
+        parser.error(f"--task {args.task} generates its problem; it takes no --config-file or KEY VALUE overrides.")
+    if not generated and not args.config_file:
+        parser.error(f"--task {args.task} needs --config-file.")
+    if args.num_images is not None and not generated:
+        parser.error(f"--num-images sizes the generated problems of {', '.join(GENERATED_TASKS)}, not '{args.task}'.")
+    if generated and args.num_images is None:
+        args.num_images = GENERATED_TASKS[args.task]
+    if generated and args.num_images < 1:
+        parser.error("--num-images must be >= 1.")
     if args.iters < 1 or args.warmup < 0:
         parser.error("--iters must be >= 1 and --warmup >= 0.")
     if args.compare and args.task not in ("train", "inference"):
@@ -88,9 +111,14 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     args = parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
-    cfg = setup_cfg(args)
-    args.keep_freed_memory = cfg.MODEL.DEVICE == "cpu" and keep_freed_memory()  # as train_net.py does
-    records = BENCHMARKS[args.task](args, cfg, Timer(torch.device(cfg.MODEL.DEVICE)))
+    if args.task in GENERATED_TASKS:  # CPU work measured with glibc's defaults: freed memory leaves the peak RSS
+        cfg, args.keep_freed_memory = None, False
+        device = torch.device("cpu")
+    else:
+        cfg = setup_cfg(args)
+        args.keep_freed_memory = cfg.MODEL.DEVICE == "cpu" and keep_freed_memory()  # as train_net.py does
+        device = torch.device(cfg.MODEL.DEVICE)
+    records = BENCHMARKS[args.task](args, cfg, Timer(device))
     for record in records:
         emit(record, args.json)
     return records

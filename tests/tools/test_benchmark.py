@@ -56,3 +56,25 @@ def test_precisions_are_timed_in_one_run_with_one_record_each(tmp_path):
                      "--warmup", "0", "--threads", "1", "OUTPUT_DIR", str(tmp_path)])
     assert [(r["impl"], r["precision"]) for r in records] == [("seg_research", "fp32"), ("seg_research", "bf16")]
     assert all(r["median_s"] > 0 and isinstance(r["cpu_native_bf16"], bool) for r in records)
+
+
+def test_generated_tasks_take_no_config_and_the_others_need_one():
+    with pytest.raises(SystemExit):
+        _main(["--config-file", CONFIG, "--task", "pq"])
+    with pytest.raises(SystemExit):
+        _main(["--task", "eval"])
+    with pytest.raises(SystemExit):
+        _main(["--config-file", CONFIG, "--task", "eval", "--num-images", "3"])
+
+
+def test_pq_task_times_pq_compute_and_the_decoding_floor():
+    records = _main(["--task", "pq", "--num-images", "3", "--iters", "1", "--warmup", "0", "--threads", "1"])
+    assert [r["impl"] for r in records] == ["pq_compute", "decode_floor"]
+    for record in records:
+        assert REQUIRED <= set(record) and record["config"] is None and record["n"] == 1
+        assert record["num_images"] == 3 and record["num_pngs"] == 6 and record["image_size"] == [480, 640]
+        assert record["median_s"] > 0 and record["images_per_s"] > 0 and record["generation_s"] > 0
+        assert 15 < record["gt_segments_per_image"] <= 20
+    pq, floor = records
+    assert 0 < pq["pq"] < pq["sq"] <= 1 and 0 < pq["rq"] <= 1 and pq["categories"] > 0 and pq["num_workers"] == 0
+    assert floor["pngs_per_s"] == pytest.approx(2 * floor["images_per_s"], rel=1e-3)

@@ -10,7 +10,7 @@ import platform
 import resource
 import statistics
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torchvision
@@ -19,21 +19,32 @@ from seg_research.config import CfgNode
 
 
 # ----------------------------------------------------------------------------- environment
-def _reset_peak_rss() -> None:
+def reset_peak_rss() -> None:
     """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
     with contextlib.suppress(OSError):
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident memory (MiB) since the last :func:`_reset_peak_rss` (of the process elsewhere)."""
+def _status_mb(field: str) -> Optional[float]:
+    """A memory field of /proc/self/status (``VmHWM``, ``VmRSS``) in MiB; None off Linux."""
     with contextlib.suppress(OSError):
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_rss_mb_since_reset() -> float:
+    """Peak resident memory (MiB) since the last :func:`reset_peak_rss` (of the process elsewhere)."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """Resident memory (MiB) of this process now (Linux; 0.0 elsewhere)."""
+    return _status_mb("VmRSS") or 0.0
 
 
 def _cpu_name() -> str:
@@ -60,7 +71,7 @@ class Timer:
 
     def __call__(self, key: str, fn: Callable[[], Any], record: bool) -> Any:
         """Run ``fn``; with ``record``, add its wall time (``time.perf_counter``) under ``key``."""
-        _reset_peak_rss()
+        reset_peak_rss()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         self._sync()
@@ -71,7 +82,7 @@ class Timer:
         if record:
             self.seconds.setdefault(key, []).append(elapsed)
         impl = key.split("/")[0]
-        self.peak_rss_mb[impl] = max(self.peak_rss_mb.get(impl, 0.0), _peak_rss_mb())
+        self.peak_rss_mb[impl] = max(self.peak_rss_mb.get(impl, 0.0), peak_rss_mb_since_reset())
         if self.device.type == "cuda":
             cuda_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
             self.peak_cuda_mb[impl] = max(self.peak_cuda_mb.get(impl, 0.0), cuda_mb)
@@ -83,17 +94,19 @@ class Timer:
                 f"{prefix}max_s": round(max(values), 6)}
 
     def memory(self, impl: str) -> Dict[str, Any]:
-        out = {"peak_rss_mb": round(self.peak_rss_mb.get(impl, _peak_rss_mb()), 1)}
+        out = {"peak_rss_mb": round(self.peak_rss_mb.get(impl, peak_rss_mb_since_reset()), 1)}
         if impl in self.peak_cuda_mb:
             out["peak_cuda_mb"] = round(self.peak_cuda_mb[impl], 1)
         return out
 
 
-def base_record(args: argparse.Namespace, cfg: CfgNode, impl: str) -> Dict[str, Any]:
+def base_record(args: argparse.Namespace, cfg: Optional[CfgNode], impl: str) -> Dict[str, Any]:
+    """Fields of every record; ``cfg`` None for the generated tasks (no config, CPU)."""
     return {
         "impl": impl, "task": args.task, "config": args.config_file, "opts": list(args.opts or []),
         "n": args.iters, "warmup": args.warmup, "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "python": platform.python_version(), "threads": torch.get_num_threads(), "device": cfg.MODEL.DEVICE,
+        "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "device": cfg.MODEL.DEVICE if cfg is not None else "cpu",
         "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "keep_freed_memory": args.keep_freed_memory,
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
     }

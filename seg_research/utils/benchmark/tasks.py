@@ -1,5 +1,6 @@
-"""The benchmark tasks (``train``, ``inference``, ``data``, ``eval``): each times its work with a
-:class:`~.records.Timer` and returns one JSON-ready record per implementation."""
+"""The benchmark tasks (``train``, ``inference``, ``data``, ``eval`` on a config; ``pq`` on a generated
+problem, :mod:`.pq_eval`): each times its work with a :class:`~.records.Timer` and returns one JSON-ready
+record per implementation."""
 from __future__ import annotations
 
 import copy
@@ -19,6 +20,7 @@ from seg_research.modeling import build_model
 from seg_research.solver import build_optimizer
 
 from .inputs import Sample, ours_input, samples_from_loader, synthetic_image_size, synthetic_samples, torchvision_input
+from .pq_eval import bench_pq
 from .records import Timer, base_record
 from .torchvision_twin import load_torchvision_weights, torchvision_maskrcnn_from_cfg
 
@@ -231,4 +233,7 @@ def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
              "evaluator": type(evaluator).__name__, "num_images": len(stored)}]
 
 
-BENCHMARKS = {"train": bench_train, "inference": bench_inference, "data": bench_data, "eval": bench_eval}
+BENCHMARKS = {"train": bench_train, "inference": bench_inference, "data": bench_data, "eval": bench_eval,
+              "pq": bench_pq}
+#: The tasks that generate their problem (no config; ``cfg`` is None) and their default ``--num-images``.
+GENERATED_TASKS = {"pq": 200}
