@@ -183,8 +183,15 @@ def read_panoptic_ids(file_name: str) -> np.ndarray:
     Raises:
         DataError: naming the file when it is missing or cannot be decoded.
     """
-    rgb = read_image(file_name, format="RGB").astype(np.int64)
-    return rgb[:, :, 0] + 256 * rgb[:, :, 1] + 256 * 256 * rgb[:, :, 2]
+    image = _open_image(file_name, "Image file")
+    ImageOps.exif_transpose(image, in_place=True)  # as read_image: PNGs may carry an EXIF orientation
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    width, height = image.size
+    # Pillow keeps an RGB pixel in 4 bytes (R, G, B, padding): its "RGBX" raw mode hands them over
+    # as they are, and read as one little-endian uint32 they are R + 256 G + 256**2 B + 256**3 X.
+    packed = np.frombuffer(image.tobytes("raw", "RGBX"), dtype="<u4").reshape(height, width)
+    return np.bitwise_and(packed, _PANOPTIC_ID_LIMIT - 1, dtype=np.int64)
 
 
 def write_panoptic_ids(file_name: str, ids: np.ndarray) -> None:

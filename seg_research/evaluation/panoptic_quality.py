@@ -100,8 +100,8 @@ def _segment_ids(segments: Sequence[Mapping[str, Any]], what: str, file_name: Op
 class _SegmentIndex:
     """Maps segment ids (``[0, 2**24)``) to small indices with one gather from a lookup table.
 
-    The table (int32, 2**24 entries, allocated zeroed once per process) holds ``index + 1`` of the
-    listed ids of one image while it is mapped and is reset afterwards; untouched pages of a zeroed
+    The table (int64, 2**24 entries, allocated zeroed once per process) holds the listed ids'
+    indices of one image while it is mapped and is reset afterwards; untouched pages of a zeroed
     allocation stay unmapped, so it costs a few pages of memory, and the mapping is O(pixels)
     where sorting the pixel ids (``np.unique``) was O(pixels · log pixels).
     """
@@ -109,24 +109,28 @@ class _SegmentIndex:
     _table: Optional[np.ndarray] = None
 
     @classmethod
-    def indices(cls, ids: np.ndarray, listed: np.ndarray) -> np.ndarray:
-        """int64 array like ``ids``: ``k + 1`` where ``ids == listed[k]``, ``len(listed) + 1`` on void (0)
-        unless 0 is listed, 0 on ids not listed."""
+    def indices(cls, ids: np.ndarray, listed: np.ndarray, scale: int = 1) -> np.ndarray:
+        """int64 array like ``ids`` (values in ``[0, 2**24)``): ``scale * (k + 1)`` where ``ids == listed[k]``,
+        ``scale * (len(listed) + 1)`` on void (0) unless 0 is listed, 0 on ids not listed."""
         if cls._table is None:
-            cls._table = np.zeros(MAX_SEGMENT_ID + 1, dtype=np.int32)
+            cls._table = np.zeros(MAX_SEGMENT_ID + 1, dtype=np.int64)
         table = cls._table
         listed = listed[(listed >= 0) & (listed <= MAX_SEGMENT_ID)]
-        table[VOID] = len(listed) + 1
-        table[listed] = np.arange(1, len(listed) + 1, dtype=np.int32)
+        table[VOID] = (len(listed) + 1) * scale
+        table[listed] = np.arange(1, len(listed) + 1, dtype=np.int64) * scale
         try:
-            return table[ids].astype(np.int64)
+            return table[ids]
         finally:
             table[listed] = 0
             table[VOID] = 0
 
 
 def _check_ids(ids: np.ndarray, what: str, file_name: Optional[str], image_id: Any) -> None:
-    if ids.size and (ids.min() < 0 or ids.max() > MAX_SEGMENT_ID):
+    if not ids.size:
+        return
+    # One pass: seen as unsigned, negative ids are above MAX_SEGMENT_ID too.
+    unsigned = ids.view(np.dtype(f"u{ids.dtype.itemsize}")) if np.issubdtype(ids.dtype, np.signedinteger) else ids
+    if unsigned.max() > MAX_SEGMENT_ID:
         raise DataError(f"{what} has segment ids outside [0, 2**24) (min {ids.min()}, max {ids.max()}); COCO panoptic "
                         f"PNGs store R + 256 G + 256^2 B.", file_name=file_name, record=image_id)
 
@@ -171,9 +175,10 @@ def image_pq_stats(gt_ids: np.ndarray, gt_segments: Sequence[Mapping[str, Any]],
 
     # Pixel counts of every (ground truth, prediction) pair: rows 0 = unlisted ground truth id,
     # 1..G = gt segments, G + 1 = void; columns 0 = unlisted predicted id, 1..P, P + 1 = void.
-    gi = _SegmentIndex.indices(gt_ids.ravel(), g_ids)
     pi = _SegmentIndex.indices(pred_ids.ravel(), p_ids)
-    counts = np.bincount(gi * (num_p + 2) + pi, minlength=(num_g + 2) * (num_p + 2)).reshape(num_g + 2, num_p + 2)
+    pair = _SegmentIndex.indices(gt_ids.ravel(), g_ids, scale=num_p + 2)
+    pair += pi
+    counts = np.bincount(pair, minlength=(num_g + 2) * (num_p + 2)).reshape(num_g + 2, num_p + 2)
     if counts[:, 0].any():
         unlisted = np.unique(pred_ids.ravel()[pi == 0])
         raise DataError(f"Predicted segment id(s) {unlisted.tolist()[:10]} are in the PNG but not in segments_info; "

@@ -221,3 +221,21 @@ def test_build_augmentation_order_and_test_time():
     cfg.INPUT.RANDOM_FLIP = "diagonal"
     with pytest.raises(ValueError, match="RANDOM_FLIP"):
         utils.build_augmentation(cfg, is_train=True)
+
+
+def test_read_panoptic_ids_decodes_every_byte_and_any_mode(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 256**3, (7, 5))
+    ids[0, 0], ids[0, 1] = 0, 256**3 - 1
+    utils.write_panoptic_ids(str(tmp_path / "ids.png"), ids)
+    read = utils.read_panoptic_ids(str(tmp_path / "ids.png"))
+    assert read.dtype == np.int64 and read.shape == (7, 5)
+    np.testing.assert_array_equal(read, ids)
+    rgb = rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    alpha = np.dstack([rgb, np.full((4, 6), 7, np.uint8)])
+    Image.fromarray(alpha, "RGBA").save(tmp_path / "rgba.png")  # alpha ignored, as by convert("RGB")
+    expected = rgb[..., 0] + 256 * rgb[..., 1].astype(np.int64) + 256**2 * rgb[..., 2].astype(np.int64)
+    np.testing.assert_array_equal(utils.read_panoptic_ids(str(tmp_path / "rgba.png")), expected)
+    Image.fromarray(rgb[..., 0], "L").save(tmp_path / "gray.png")
+    np.testing.assert_array_equal(utils.read_panoptic_ids(str(tmp_path / "gray.png")),
+                                  rgb[..., 0].astype(np.int64) * (1 + 256 + 256**2))
