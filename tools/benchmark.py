@@ -20,7 +20,10 @@ the torch/torchvision versions, thread count, device, peak RSS (and peak CUDA me
 - ``data``: seconds per batch of the train loader with DATALOADER.NUM_WORKERS workers
   (``images_per_s``).
 - ``eval``: seconds for the evaluator of DATASETS.TEST[0] (``reset``, ``process`` of every
-  image, ``evaluate``) on predictions of the configured model computed once before timing.
+  image, ``evaluate``) on predictions of the configured model computed once before timing; a
+  ``COCOEvaluator`` is timed with each installed COCO backend (hotcoco, pycocotools) on the same
+  predictions, alternating them, one record each (``coco_backend``) with ``metrics_equal`` (every
+  metric within 1e-6 of pycocotools') and ``max_metric_diff``.
 
 The generated tasks take no config (``--config-file`` is refused); they build a seeded problem once,
 untimed (``generation_s``):

@@ -1,6 +1,7 @@
 """COCO box and mask AP with COCOeval's definition, by a fast backend or pycocotools (``fast_eval_api``)."""
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections import OrderedDict
@@ -18,9 +19,9 @@ from ..structures import BoxMode, Instances, bitmask_to_rle
 from ..utils import comm
 from ..utils.file_io import atomic_write_json
 from .evaluator import DatasetEvaluator, gather_predictions
-from .fast_eval_api import COCO_EVAL_BACKEND_REGISTRY, COCOPrecision, select_backend
+from .fast_eval_api import COCO_EVAL_BACKEND_REGISTRY, COCOEvalBackend, COCOPrecision, select_backend
 
-__all__ = ["COCOEvaluator", "instances_to_coco_json", "coco_metrics", "RESULTS_FILE"]
+__all__ = ["COCOEvaluator", "instances_to_coco_json", "coco_metrics", "score_coco_task", "RESULTS_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,26 @@ def coco_metrics(accumulated: COCOPrecision, class_names: Sequence[str], class_d
     return metrics
 
 
+def score_coco_task(backend: COCOEvalBackend, results: List[Dict[str, Any]], task: str, image_ids: Sequence[Any],
+                    max_dets: Sequence[int], class_names: Sequence[str], class_dataset_ids: Sequence[int]
+                    ) -> "OrderedDict[str, float]":
+    """COCOeval's evaluate + accumulate by ``backend`` and the metrics of :func:`coco_metrics`, for one task.
+
+    Args:
+        backend: a :class:`~.fast_eval_api.COCOEvalBackend` on the ground truth.
+        results: COCO result dicts with both ``bbox`` and ``segmentation`` (or the one of ``task``); each
+            task sees only its own field (with a bbox present, loadRes would take the box area as a mask's
+            area for the small/medium/large ranges instead of the mask's pixel count); not modified.
+        task: ``"bbox"`` or ``"segm"``.
+        image_ids: the images evaluated.
+        max_dets: ascending per-image detection limits; the metrics use the last.
+        class_names, class_dataset_ids: the K contiguous classes' names and dataset category ids.
+    """
+    drop = "segmentation" if task == "bbox" else "bbox"
+    task_results = [{k: v for k, v in r.items() if k != drop} for r in results]
+    return coco_metrics(backend.precision(task_results, task, image_ids, max_dets), class_names, class_dataset_ids)
+
+
 class COCOEvaluator(DatasetEvaluator):
     """Box (``bbox``) and mask (``segm``) AP of instance predictions, with COCOeval's definition.
 
@@ -152,8 +173,31 @@ class COCOEvaluator(DatasetEvaluator):
         self._max_dets = [m for m in (1, 10) if m < limit] + [limit]
         self.reset()
 
+    @property
+    def backend(self) -> str:
+        """Name of the COCO_EVAL_BACKEND_REGISTRY backend that scores (``hotcoco``, ``pycocotools``)."""
+        return self._backend
+
+    def with_backend(self, name: str) -> "COCOEvaluator":
+        """A copy of this evaluator (same dataset, tasks, limits and output folder, no predictions) that
+        scores with the registered backend ``name`` (a :data:`~.fast_eval_api.COCO_EVAL_BACKEND_REGISTRY`
+        key; its package must be installed)."""
+        if name not in COCO_EVAL_BACKEND_REGISTRY:
+            raise KeyError(f"No COCO evaluation backend '{name}'; registered: "
+                           f"{sorted(k for k, _ in COCO_EVAL_BACKEND_REGISTRY)}.")
+        other = copy.copy(self)
+        other._backend = name
+        other.reset()
+        return other
+
     def reset(self) -> None:
         self._predictions: List[Dict[str, Any]] = []
+
+    def process_coco_results(self, image_id: Any, results: List[Dict[str, Any]]) -> None:
+        """Keep one image's predictions given as COCO result dicts (``{image_id, category_id (dataset
+        id), bbox (XYWH absolute), score, segmentation (RLE)}``, e.g. read back from a results json), as
+        :meth:`process` keeps those it converts."""
+        self._predictions.append({"image_id": image_id, "instances": results})
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
         """Keep ``{image_id, instances: [COCO result dicts]}`` per input whose output has ``instances``.
@@ -173,10 +217,8 @@ class COCOEvaluator(DatasetEvaluator):
             instances = out["instances"]
             if with_masks:
                 self._check_masks(inp, instances)
-            self._predictions.append({
-                "image_id": inp["image_id"],
-                "instances": instances_to_coco_json(instances, inp["image_id"], self._to_dataset_id, with_masks),
-            })
+            self.process_coco_results(
+                inp["image_id"], instances_to_coco_json(instances, inp["image_id"], self._to_dataset_id, with_masks))
 
     def _check_masks(self, inp: dict, instances: Instances) -> None:
         if not instances.has("pred_masks"):
@@ -231,13 +273,8 @@ class COCOEvaluator(DatasetEvaluator):
         if task == "segm" and any("segmentation" not in a for a in coco_gt.anns.values()):
             raise ValueError(f"Dataset '{self._dataset_name}' has annotations without 'segmentation'; evaluate it "
                              f"with tasks=('bbox',).")
-        # Each task sees only its own fields: with a bbox present, loadRes would take the box area as a
-        # mask's area (for the small/medium/large ranges) instead of the mask's pixel count.
-        drop = "segmentation" if task == "bbox" else "bbox"
-        task_results = [{k: v for k, v in r.items() if k != drop} for r in results]
-        accumulated = backend.precision(task_results, task, image_ids, self._max_dets)
-        metrics = coco_metrics(accumulated, self._class_names,
-                               [self._to_dataset_id(i) for i in range(len(self._class_names))])
+        metrics = score_coco_task(backend, results, task, image_ids, self._max_dets, self._class_names,
+                                  [self._to_dataset_id(i) for i in range(len(self._class_names))])
         main = OrderedDict((k, v) for k, v in metrics.items() if not k.startswith("AP-"))
         logger.info(f"Evaluation results for {task} ({self._backend}, maxDets={self._max_dets[-1]}):\n"
                     + tabulate([list(main.values())], headers=list(main), tablefmt="pipe", floatfmt=".3f"))

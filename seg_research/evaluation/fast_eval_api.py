@@ -24,7 +24,7 @@ from pycocotools.cocoeval import COCOeval
 from ..utils.registry import Registry
 
 __all__ = ["COCO_EVAL_BACKEND_REGISTRY", "COCOEvalBackend", "COCOPrecision", "FAST_BACKEND", "REFERENCE_BACKEND",
-           "select_backend"]
+           "available_backends", "select_backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,3 +152,16 @@ def select_backend(use_fast_impl: bool) -> str:
                        f"(same numbers, slower). Install it with `pip install {module}`.")
         return REFERENCE_BACKEND
     return FAST_BACKEND
+
+
+def available_backends() -> List[str]:
+    """The registered backends whose package imports: the fast one first, the reference last."""
+    names = sorted((name for name, _ in COCO_EVAL_BACKEND_REGISTRY), key=lambda n: (n == REFERENCE_BACKEND, n))
+    out = []
+    for name in names:
+        try:
+            importlib.import_module(COCO_EVAL_BACKEND_REGISTRY.get(name).module)
+        except ImportError:
+            continue
+        out.append(name)
+    return out

@@ -9,7 +9,7 @@ from typing import Dict, Mapping
 
 from ..utils.events import flatten_results_dict
 
-__all__ = ["print_csv_format", "verify_results", "flatten_results_dict"]
+__all__ = ["print_csv_format", "verify_results", "flatten_results_dict", "max_metric_difference"]
 
 
 def print_csv_format(results: Mapping[str, Mapping[str, float]]) -> None:
@@ -57,3 +57,24 @@ def verify_results(cfg, results: Mapping[str, Mapping[str, float]]) -> bool:
         sys.exit(1)
     logger.info("Results verification passed.")
     return True
+
+
+def max_metric_difference(a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, float]]) -> float:
+    """Largest absolute difference between the metrics of two results dicts (``{task: {metric: value}}``).
+
+    NaN matches NaN (a metric without ground truth); NaN against a number, or a task or metric that
+    only one of them has, counts as ``inf``.
+    """
+    if a.keys() != b.keys():
+        return math.inf
+    worst = 0.0
+    for task in a:
+        if a[task].keys() != b[task].keys():
+            return math.inf
+        for metric, x in a[task].items():
+            y = b[task][metric]
+            if math.isnan(x) or math.isnan(y):
+                worst = worst if math.isnan(x) and math.isnan(y) else math.inf
+            else:
+                worst = max(worst, abs(x - y))
+    return worst

@@ -21,6 +21,7 @@ from seg_research.evaluation.fast_eval_api import (
     REFERENCE_BACKEND,
     select_backend,
 )
+from seg_research.evaluation.testing import max_metric_difference
 from seg_research.structures import Boxes, BoxMode, Instances
 
 pytest.importorskip("hotcoco")  # pinned in requirements.lock; the fallback test below hides it
@@ -146,3 +147,21 @@ def test_fallback_to_pycocotools_without_the_fast_package(generated_dataset, mon
         assert all(_same(res[task][k], v) for k, v in expected[task].items())
     with pytest.raises(ImportError):
         COCO_EVAL_BACKEND_REGISTRY.get(FAST_BACKEND)(_index_coco(gt, "<generated>"))
+
+
+def test_with_backend_copies_the_evaluator_and_coco_results_can_be_given_directly(generated_dataset):
+    name, gt, results = generated_dataset
+    evaluator = COCOEvaluator(name, distributed=False)
+    assert evaluator.backend == FAST_BACKEND
+    with pytest.raises(KeyError, match="registered"):
+        evaluator.with_backend("nope")
+    evaluated = {}
+    for backend in (FAST_BACKEND, REFERENCE_BACKEND):
+        other = evaluator.with_backend(backend)
+        assert other.backend == backend and other is not evaluator
+        for image in gt["images"]:
+            other.process_coco_results(image["id"], [r for r in results if r["image_id"] == image["id"]])
+        evaluated[backend] = other.evaluate()
+    assert evaluator.backend == FAST_BACKEND and evaluator.evaluate() is not None  # the original is untouched
+    assert max_metric_difference(evaluated[FAST_BACKEND], evaluated[REFERENCE_BACKEND]) <= 1e-6
+    assert 0 < evaluated[REFERENCE_BACKEND]["segm"]["AP"] < 100

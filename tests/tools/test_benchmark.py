@@ -40,15 +40,24 @@ def test_train_compare_torchvision_prints_and_appends_two_json_lines(tmp_path):
         assert record["mask_rois"] > 0
 
 
-@pytest.mark.parametrize("task, extra", [("inference", {"raw_median_s"}), ("data", {"images_per_s"}),
-                                         ("eval", {"evaluator", "num_images"})])
+@pytest.mark.parametrize("task, extra", [("inference", {"raw_median_s"}), ("data", {"images_per_s"})])
 def test_other_tasks_emit_their_record(tmp_path, task, extra):
     (record,) = _main(["--config-file", CONFIG, "--task", task, "--iters", "1", "--warmup", "0", "--threads", "1",
                        "OUTPUT_DIR", str(tmp_path)])
     assert REQUIRED | extra <= set(record)
     assert record["impl"] == "seg_research" and record["task"] == task and record["median_s"] > 0
-    if task == "eval":
-        assert record["evaluator"] == "COCOEvaluator" and record["num_images"] == 6
+
+
+def test_eval_times_a_coco_evaluator_with_each_backend(tmp_path):
+    pytest.importorskip("hotcoco")
+    records = _main(["--config-file", CONFIG, "--task", "eval", "--iters", "2", "--warmup", "0", "--threads", "1",
+                     "OUTPUT_DIR", str(tmp_path)])
+    assert [r["coco_backend"] for r in records] == ["hotcoco", "pycocotools"]
+    for record in records:
+        assert REQUIRED | {"evaluator", "num_images", "metrics_equal", "max_metric_diff"} <= set(record)
+        assert record["impl"] == "seg_research" and record["evaluator"] == "COCOEvaluator"
+        assert record["num_images"] == 6 and record["n"] == 2 and record["median_s"] > 0
+        assert record["metrics_equal"] is True and record["max_metric_diff"] <= 1e-6
 
 
 def test_precisions_are_timed_in_one_run_with_one_record_each(tmp_path):

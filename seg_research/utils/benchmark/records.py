@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import os
 import platform
 import resource
@@ -16,6 +17,7 @@ import torch
 import torchvision
 
 from seg_research.config import CfgNode
+from seg_research.evaluation.testing import max_metric_difference
 
 
 # ----------------------------------------------------------------------------- environment
@@ -110,6 +112,21 @@ def base_record(args: argparse.Namespace, cfg: Optional[CfgNode], impl: str) -> 
         "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "keep_freed_memory": args.keep_freed_memory,
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+#: Largest difference (percentage points) between two backends' metrics that counts as equal.
+METRICS_ATOL = 1e-6
+
+
+def metrics_agreement(results: Dict[str, Dict[str, float]], reference: Optional[Dict[str, Dict[str, float]]]
+                      ) -> Dict[str, Any]:
+    """``metrics_equal`` (every metric within :data:`METRICS_ATOL` of ``reference``'s, NaN matching NaN)
+    and ``max_metric_diff`` (null when a metric is missing or NaN on one side only); both null without
+    a reference (pycocotools not installed)."""
+    if reference is None:
+        return {"metrics_equal": None, "max_metric_diff": None}
+    diff = max_metric_difference(results, reference)
+    return {"metrics_equal": diff <= METRICS_ATOL, "max_metric_diff": diff if math.isfinite(diff) else None}
 
 
 def emit(record: Dict[str, Any], json_out: str) -> None:

@@ -15,13 +15,14 @@ from seg_research.checkpoint import Checkpointer
 from seg_research.config import ConfigError
 from seg_research.data.build import build_detection_test_loader, build_detection_train_loader
 from seg_research.engine.amp import PRECISIONS, autocast, cpu_supports_bf16, outputs_to_float32
-from seg_research.evaluation import build_evaluator
+from seg_research.evaluation import COCOEvaluator, DatasetEvaluator, build_evaluator
+from seg_research.evaluation.fast_eval_api import REFERENCE_BACKEND, available_backends
 from seg_research.modeling import build_model
 from seg_research.solver import build_optimizer
 
 from .inputs import Sample, ours_input, samples_from_loader, synthetic_image_size, synthetic_samples, torchvision_input
 from .pq_eval import bench_pq
-from .records import Timer, base_record
+from .records import Timer, base_record, metrics_agreement
 from .torchvision_twin import load_torchvision_weights, torchvision_maskrcnn_from_cfg
 
 
@@ -210,7 +211,20 @@ def bench_data(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
     return [record]
 
 
+def _evaluation(evaluator: DatasetEvaluator, stored: Sequence[Tuple[Any, Any]]) -> Callable[[], Any]:
+    """One timed repetition: ``reset``, ``process`` of every stored (inputs, outputs) pair, ``evaluate``."""
+    def run() -> Any:
+        evaluator.reset()
+        for inputs, outputs in stored:
+            evaluator.process(inputs, outputs)
+        return evaluator.evaluate()
+    return run
+
+
 def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
+    """Seconds per evaluation of DATASETS.TEST[0]'s evaluator; a COCOEvaluator once per installed COCO
+    backend (hotcoco, pycocotools), alternating, each record with ``metrics_equal`` (every metric within
+    :data:`~.records.METRICS_ATOL` of pycocotools') and ``max_metric_diff``."""
     if not cfg.DATASETS.TEST:
         raise ConfigError("--task eval times the evaluator of DATASETS.TEST[0]; DATASETS.TEST is empty.")
     dataset = cfg.DATASETS.TEST[0]
@@ -219,18 +233,23 @@ def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
         stored = [(inputs, model(inputs)) for inputs in build_detection_test_loader(cfg, dataset)]
     with tempfile.TemporaryDirectory(prefix="benchmark_eval_") as output_dir:
         evaluator = build_evaluator(cfg, dataset, output_dir)
-
-        def evaluate() -> Any:
-            evaluator.reset()
-            for inputs, outputs in stored:
-                evaluator.process(inputs, outputs)
-            return evaluator.evaluate()
-
+        if isinstance(evaluator, COCOEvaluator):
+            evaluators = {name: evaluator.with_backend(name) for name in available_backends()}
+        else:
+            evaluators = {"seg_research": evaluator}
+        results: Dict[str, Any] = {}
         for i in range(args.warmup + args.iters):
-            timer("seg_research", evaluate, record=i >= args.warmup)
-    return [{**base_record(args, cfg, "seg_research"), **timer.summary("seg_research"),
-             **timer.memory("seg_research"), "unit": "s/evaluation", "dataset": dataset,
-             "evaluator": type(evaluator).__name__, "num_images": len(stored)}]
+            for label, ev in evaluators.items():
+                results[label] = timer(label, _evaluation(ev, stored), record=i >= args.warmup)
+    records = []
+    for label, ev in evaluators.items():
+        record = {**base_record(args, cfg, "seg_research"), **timer.summary(label), **timer.memory(label),
+                  "unit": "s/evaluation", "dataset": dataset, "evaluator": type(ev).__name__,
+                  "num_images": len(stored)}
+        if isinstance(ev, COCOEvaluator):
+            record.update(coco_backend=label, **metrics_agreement(results[label], results.get(REFERENCE_BACKEND)))
+        records.append(record)
+    return records
 
 
 BENCHMARKS = {"train": bench_train, "inference": bench_inference, "data": bench_data, "eval": bench_eval,
