@@ -4,7 +4,7 @@ a generated problem.
 
     python tools/benchmark.py --config-file F --task train|inference|data|eval [--iters N]
         [--warmup W] [--json OUT] [--compare torchvision] [--precision fp32 bf16 fp16] KEY VALUE ...
-    python tools/benchmark.py --task pq [--num-images N] [--iters N] [--warmup W] [--json OUT]
+    python tools/benchmark.py --task coco-eval|pq [--num-images N] [--iters N] [--warmup W] [--json OUT]
 
 Each run prints one JSON line per implementation (also appended to ``--json OUT``) with
 ``impl``, ``task``, ``config``, ``median_s``/``min_s``/``max_s`` over ``n`` timed repetitions,
@@ -28,6 +28,13 @@ the torch/torchvision versions, thread count, device, peak RSS (and peak CUDA me
 The generated tasks take no config (``--config-file`` is refused); they build a seeded problem once,
 untimed (``generation_s``):
 
+- ``coco-eval``: COCO bbox + segm scoring (backend on the ground truth, then per task evaluate +
+  accumulate + metrics: ``score_coco_task``, the code of ``COCOEvaluator.evaluate``) of
+  ``--num-images`` (default 5000) generated val2017-sized images (``synthetic_coco_problem``), one
+  record per installed backend, alternating, with ``metrics_equal``; then two records with the peak
+  RSS of a distributed evaluation's main process, each measured alone in a subprocess: rank 0 of 2
+  scoring from the prediction shard files (``memory_mode: shards``) and one process holding every
+  prediction (``in_memory``).
 - ``pq``: ``pq_compute`` (one process) on ``--num-images`` (default 200) generated 480x640 COCO
   panoptic image pairs (~20 segments each), and the floor: decoding their PNGs only.
 

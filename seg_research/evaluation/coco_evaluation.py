@@ -26,6 +26,8 @@ __all__ = ["COCOEvaluator", "instances_to_coco_json", "coco_metrics", "score_coc
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "coco_instances_results.json"
+#: File name prefix of the prediction shards that ranks write into output_dir (``prediction_shards``).
+SHARD_PREFIX = "coco_instances_predictions"
 _TASKS = ("bbox", "segm")
 _METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 # metric -> (IoU threshold or None for the mean over 0.50:0.95, COCOeval area range label)
@@ -234,7 +236,7 @@ class COCOEvaluator(DatasetEvaluator):
     def evaluate(self) -> Optional[Dict[str, Dict[str, float]]]:
         predictions = self._predictions
         if self._distributed and comm.get_world_size() > 1:
-            predictions = gather_predictions(predictions, self._output_dir, prefix="coco_instances_predictions")
+            predictions = gather_predictions(predictions, self._output_dir, prefix=SHARD_PREFIX)
             if predictions is None:
                 return None
         results = [r for p in predictions for r in p["instances"]]

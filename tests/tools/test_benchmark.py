@@ -87,3 +87,21 @@ def test_pq_task_times_pq_compute_and_the_decoding_floor():
     pq, floor = records
     assert 0 < pq["pq"] < pq["sq"] <= 1 and 0 < pq["rq"] <= 1 and pq["categories"] > 0 and pq["num_workers"] == 0
     assert floor["pngs_per_s"] == pytest.approx(2 * floor["images_per_s"], rel=1e-3)
+
+
+def test_coco_eval_task_scores_a_generated_problem_with_each_backend_and_measures_the_main_process():
+    pytest.importorskip("hotcoco")
+    records = _main(["--task", "coco-eval", "--num-images", "20", "--iters", "1", "--warmup", "0"])
+    timed, memory = records[:2], records[2:]
+    assert [r["coco_backend"] for r in timed] == ["hotcoco", "pycocotools"]
+    for record in timed:
+        assert REQUIRED <= set(record) and record["config"] is None and record["num_images"] == 20
+        assert record["median_s"] > 0 and record["peak_rss_mb"] >= record["problem_rss_mb"] > 0
+        assert record["metrics_equal"] is True and record["max_metric_diff"] <= 1e-6
+        assert record["detections"] > record["annotations"] > 0 and record["generation_s"] > 0
+        assert 0 < record["bbox_AP"] < 100 and 0 < record["segm_AP"] < 100
+    assert [(r["memory_mode"], r["world_size"]) for r in memory] == [("shards", 2), ("in_memory", 1)]
+    for record in memory:
+        assert record["peak_rss_mb"] >= record["held_rss_mb"] >= record["start_rss_mb"] > 0
+        assert record["coco_backend"] == "hotcoco" and record["evaluate_s"] > 0
+        assert (record["bbox_AP"], record["segm_AP"]) == (timed[0]["bbox_AP"], timed[0]["segm_AP"])

@@ -1,6 +1,6 @@
-"""The benchmark tasks (``train``, ``inference``, ``data``, ``eval`` on a config; ``pq`` on a generated
-problem, :mod:`.pq_eval`): each times its work with a :class:`~.records.Timer` and returns one JSON-ready
-record per implementation."""
+"""The benchmark tasks (``train``, ``inference``, ``data``, ``eval`` on a config; ``coco-eval``
+(:mod:`.coco_eval`) and ``pq`` (:mod:`.pq_eval`) on generated problems): each times its work with a
+:class:`~.records.Timer` and returns one JSON-ready record per implementation."""
 from __future__ import annotations
 
 import copy
@@ -20,6 +20,7 @@ from seg_research.evaluation.fast_eval_api import REFERENCE_BACKEND, available_b
 from seg_research.modeling import build_model
 from seg_research.solver import build_optimizer
 
+from .coco_eval import bench_coco_eval
 from .inputs import Sample, ours_input, samples_from_loader, synthetic_image_size, synthetic_samples, torchvision_input
 from .pq_eval import bench_pq
 from .records import Timer, base_record, metrics_agreement
@@ -253,6 +254,6 @@ def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
 
 
 BENCHMARKS = {"train": bench_train, "inference": bench_inference, "data": bench_data, "eval": bench_eval,
-              "pq": bench_pq}
+              "coco-eval": bench_coco_eval, "pq": bench_pq}
 #: The tasks that generate their problem (no config; ``cfg`` is None) and their default ``--num-images``.
-GENERATED_TASKS = {"pq": 200}
+GENERATED_TASKS = {"coco-eval": 5000, "pq": 200}
