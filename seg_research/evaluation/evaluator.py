@@ -70,11 +70,11 @@ def gather_predictions(records: List[Dict[str, Any]], output_dir: Optional[str],
     """Every rank's ``records`` (JSON-serialisable dicts), rank 0's first, on the main process;
     None on the others. Call it on every rank.
 
-    Each rank writes its records to a shard file (:mod:`.prediction_shards`, atomic) in
+    Each other rank writes its records to a shard file (:mod:`.prediction_shards`, atomic) in
     ``output_dir``, or, without one, in a temporary folder that rank 0 makes when all ranks run
     on one machine; after a barrier the main process reads the shards line by line and deletes
     them. So the main process never holds the other ranks' pickled predictions, only the parsed
-    records. A multi-machine run without ``output_dir`` has no shared folder: it falls back to
+    records, and its own records once (they are not written and read back). A multi-machine run without ``output_dir`` has no shared folder: it falls back to
     ``comm.gather`` (with a warning). One process returns ``records`` as they are.
 
     Args:
@@ -94,13 +94,14 @@ def gather_predictions(records: List[Dict[str, Any]], output_dir: Optional[str],
             gathered = comm.gather(records, dst=0)
             return [r for rank_records in gathered for r in rank_records] if comm.is_main_process() else None
         folder = comm.all_gather(tempfile.mkdtemp(prefix="eval_shards_") if comm.is_main_process() else None)[0]
-    write_shard(shard_path(folder, prefix, comm.get_rank(), world_size), records)
+    if not comm.is_main_process():  # the main process keeps its own records as they are
+        write_shard(shard_path(folder, prefix, comm.get_rank(), world_size), records)
     comm.synchronize()
     if not comm.is_main_process():
         return None
-    paths = [shard_path(folder, prefix, rank, world_size) for rank in range(world_size)]
+    paths = [shard_path(folder, prefix, rank, world_size) for rank in range(1, world_size)]
     try:
-        return list(read_shards(paths, delete=True))
+        return records + list(read_shards(paths, delete=True))
     finally:
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)

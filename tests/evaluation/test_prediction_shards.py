@@ -81,3 +81,16 @@ def test_shard_is_valid_json_lines(tmp_path):
     path = shard_path(str(tmp_path), "x", 0, 1)
     write_shard(path, RECORDS[1])
     assert [json.loads(line) for line in open(path)] == RECORDS[1]
+
+
+def test_main_process_keeps_its_own_records_and_reads_the_others_shards(tmp_path, monkeypatch):
+    _fake_world(monkeypatch, local_size=2)
+    written = []
+    monkeypatch.setattr(evaluator_module, "write_shard", lambda path, records: written.append(path) or
+                        write_shard(path, records))
+    _as_rank(monkeypatch, 1)
+    assert gather_predictions(RECORDS[1], str(tmp_path), "x") is None
+    _as_rank(monkeypatch, 0)
+    gathered = gather_predictions(RECORDS[0], str(tmp_path), "x")
+    assert gathered == RECORDS[0] + RECORDS[1] and gathered[0] is RECORDS[0][0]  # not a parsed copy
+    assert [os.path.basename(p) for p in written] == ["x.rank-00001-of-00002.jsonl"] and os.listdir(tmp_path) == []
