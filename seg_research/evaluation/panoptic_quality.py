@@ -210,7 +210,9 @@ def image_pq_stats(gt_ids: np.ndarray, gt_segments: Sequence[Mapping[str, Any]],
     for k in np.flatnonzero(g_crowd).tolist():
         crowd_row[g_cat[k]] = k
     p_crowd = crowd_row[p_cat]
-    on_crowd = np.where(p_crowd >= 0, inter[np.maximum(p_crowd, 0), np.arange(num_p)], 0)
+    on_crowd = np.zeros(num_p, dtype=np.int64)
+    has_crowd = np.flatnonzero(p_crowd >= 0)  # gathered only there: without gt segments ``inter`` has no row
+    on_crowd[has_crowd] = inter[p_crowd[has_crowd], has_crowd]
     p_ignored = p_void + on_crowd
 
     stats = np.zeros((num_cats, 4), dtype=np.float64)

@@ -176,6 +176,17 @@ def test_image_statistics(image_id, expected):
     np.testing.assert_allclose(stats, expected, rtol=0, atol=1e-12)
 
 
+def test_image_without_ground_truth_segments():
+    """An all-void ground truth (no segments): every prediction is on void, so none is a FP; nothing is a FN."""
+    cats = PanopticCategories.from_json(CATEGORIES)
+    void = np.zeros((6, 8), dtype=np.int64)
+    stats = image_pq_stats(void, [], np.array(PRED[1][0]), _pred_segments(1), cats)
+    np.testing.assert_array_equal(stats, np.zeros((len(CATEGORIES), 4)))
+    unlisted = np.full((6, 8), 5, dtype=np.int64)  # ids not listed in segments_info: no segment, but not void
+    stats = image_pq_stats(unlisted, [], np.array(PRED[1][0]), _pred_segments(1), cats)
+    np.testing.assert_array_equal(stats[:, 1], [2, 1, 1, 1, 0])  # person (2), car, sky, road: FP
+
+
 def test_worker_pool_equals_in_process(files):
     gt_json, pred_json = files
     assert pq_compute(gt_json, pred_json, num_workers=2) == pq_compute(gt_json, pred_json, num_workers=0)
