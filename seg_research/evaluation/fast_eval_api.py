@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence
 
@@ -22,11 +21,10 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ..utils.registry import Registry
+from . import backend_selection
 
 __all__ = ["COCO_EVAL_BACKEND_REGISTRY", "COCOEvalBackend", "COCOPrecision", "FAST_BACKEND", "REFERENCE_BACKEND",
            "available_backends", "select_backend"]
-
-logger = logging.getLogger(__name__)
 
 REFERENCE_BACKEND = "pycocotools"
 FAST_BACKEND = "hotcoco"
@@ -142,26 +140,10 @@ class HotcocoBackend(COCOEvalBackend):
 def select_backend(use_fast_impl: bool) -> str:
     """:data:`FAST_BACKEND` when ``use_fast_impl`` and its package imports, else pycocotools (with a
     warning when the fast one was asked for)."""
-    if not use_fast_impl:
-        return REFERENCE_BACKEND
-    module = COCO_EVAL_BACKEND_REGISTRY.get(FAST_BACKEND).module
-    try:
-        importlib.import_module(module)
-    except ImportError as e:
-        logger.warning(f"COCO evaluation: the fast backend needs the '{module}' package ({e}); using pycocotools "
-                       f"(same numbers, slower). Install it with `pip install {module}`.")
-        return REFERENCE_BACKEND
-    return FAST_BACKEND
+    return backend_selection.select_backend(COCO_EVAL_BACKEND_REGISTRY, FAST_BACKEND, REFERENCE_BACKEND,
+                                            use_fast_impl, "COCO evaluation")
 
 
 def available_backends() -> List[str]:
     """The registered backends whose package imports: the fast one first, the reference last."""
-    names = sorted((name for name, _ in COCO_EVAL_BACKEND_REGISTRY), key=lambda n: (n == REFERENCE_BACKEND, n))
-    out = []
-    for name in names:
-        try:
-            importlib.import_module(COCO_EVAL_BACKEND_REGISTRY.get(name).module)
-        except ImportError:
-            continue
-        out.append(name)
-    return out
+    return backend_selection.available_backends(COCO_EVAL_BACKEND_REGISTRY, REFERENCE_BACKEND)
