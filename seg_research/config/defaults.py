@@ -255,8 +255,11 @@ _C.TEST.DETECTIONS_PER_IMAGE = 100
 # Evaluators that can also write per-image predictions into OUTPUT_DIR/inference/<dataset>/
 # do so (SemSegEvaluator: sem_seg_predictions.json), for tools/visualize.py --predictions.
 _C.TEST.SAVE_PREDICTIONS = True
-# Processes computing PQ in COCOPanopticEvaluator, per rank: 0 computes in the evaluating process;
-# N > 0 uses a pool of N processes over chunks of images (one image in memory per process).
+# COCOPanopticEvaluator scores PQ with hotcoco's Rust evaluator (same counts, threads in the
+# evaluating process) when hotcoco imports; False forces ours (evaluation.panoptic_quality, the reference).
+_C.TEST.PANOPTIC_USE_FAST_IMPL = True
+# Processes computing PQ with ours in COCOPanopticEvaluator, per rank: 0 computes in the evaluating
+# process; N > 0 uses a pool of N processes over chunks of images (one image in memory per process).
 _C.TEST.PANOPTIC_NUM_WORKERS = 0
 # [[task, metric, expected value, tolerance], ...] checked by evaluation.verify_results after
 # evaluation (detectron2's key), e.g. [["bbox", "AP", 38.5, 0.2]].

@@ -51,6 +51,8 @@ def _build_coco_evaluator(cfg, dataset_name: str, output_folder: str) -> Dataset
 
 @EVALUATOR_REGISTRY.register(name="coco_panoptic_seg")
 def _build_coco_panoptic_evaluator(cfg, dataset_name: str, output_folder: str) -> DatasetEvaluator:
-    """PQ/SQ/RQ against the dataset's COCO panoptic json, scored by ``cfg.TEST.PANOPTIC_NUM_WORKERS`` processes."""
+    """PQ/SQ/RQ against the dataset's COCO panoptic json: hotcoco unless ``cfg.TEST.PANOPTIC_USE_FAST_IMPL`` is
+    False, ours with ``cfg.TEST.PANOPTIC_NUM_WORKERS`` processes."""
     return COCOPanopticEvaluator(dataset_name, output_folder, distributed=True,
-                                 num_workers=cfg.TEST.PANOPTIC_NUM_WORKERS)
+                                 num_workers=cfg.TEST.PANOPTIC_NUM_WORKERS,
+                                 use_fast_impl=cfg.TEST.PANOPTIC_USE_FAST_IMPL)

@@ -1,9 +1,11 @@
-"""The COCO panoptic evaluator: writes predictions in COCO panoptic format and scores them with
-:mod:`.panoptic_quality` (PQ, SQ, RQ; the definition is in that module's doc). ``pq_compute``,
+"""The COCO panoptic evaluator: writes predictions in COCO panoptic format and scores them with a
+:mod:`.fast_pq_api` backend, hotcoco or ours (:mod:`.panoptic_quality`: PQ, SQ, RQ; the definition is
+in that module's doc). ``pq_compute``,
 ``pq_from_stats``, ``image_pq_stats`` and ``PanopticCategories`` stay importable from here.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -22,10 +24,10 @@ from ..data.errors import DataError
 from ..utils import comm
 from ..utils.file_io import PathManager, atomic_write_json
 from .evaluator import DatasetEvaluator
+from .fast_pq_api import PQ_BACKEND_REGISTRY, select_pq_backend
 from .panoptic_quality import (
     VOID,
     PanopticCategories,
-    _accumulate,
     _class_metrics,
     _ImagePair,
     _summary_table,
@@ -59,8 +61,8 @@ class COCOPanopticEvaluator(DatasetEvaluator):
 
     :meth:`process` writes each prediction as a COCO panoptic PNG (named as the ground truth's)
     into ``output_dir/panoptic_predictions/`` (a temporary folder when ``output_dir`` is None) and
-    keeps its small json entry. :meth:`evaluate` scores this rank's images (in process, or with a
-    pool of ``num_workers`` processes), sums the per-category statistics over ranks (one
+    keeps its small json entry. :meth:`evaluate` scores this rank's images with :attr:`backend`
+    (hotcoco on its threads; ours in process or with a pool of ``num_workers`` processes), sums the per-category statistics over ranks (one
     ``(num_categories, 4)`` all-reduce), gathers the json entries on rank 0, which writes
     ``output_dir/panoptic_predictions.json`` (:data:`PANOPTIC_PREDICTIONS_FILE`), logs a table and
     returns ``{"panoptic_seg": {"PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st",
@@ -82,11 +84,13 @@ class COCOPanopticEvaluator(DatasetEvaluator):
             ``register_coco_panoptic[_separated]``) and the two id maps.
         output_dir: where the json and PNGs go.
         distributed: sum statistics and gather json entries across ranks; only rank 0 returns results.
-        num_workers: processes scoring the images of a rank (0: in the evaluating process).
+        num_workers: processes scoring the images of a rank with ours (0: in the evaluating process).
+        use_fast_impl: score with hotcoco (:data:`~.fast_pq_api.FAST_PQ_BACKEND`, same counts) when it
+            imports; False: with ours (:data:`~.fast_pq_api.REFERENCE_PQ_BACKEND`).
     """
 
     def __init__(self, dataset_name: str, output_dir: Optional[str] = None, *, distributed: bool = True,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, use_fast_impl: bool = True) -> None:
         meta = MetadataCatalog.get(dataset_name)
         missing = [k for k in ("panoptic_json", "panoptic_root", "thing_dataset_id_to_contiguous_id",
                                "stuff_dataset_id_to_contiguous_id") if meta.get(k) is None]
@@ -110,7 +114,24 @@ class COCOPanopticEvaluator(DatasetEvaluator):
         self._output_dir = output_dir
         self._distributed = distributed
         self._num_workers = int(num_workers)
+        self._backend = select_pq_backend(use_fast_impl)
         self.reset()
+
+    @property
+    def backend(self) -> str:
+        """Name of the :data:`~.fast_pq_api.PQ_BACKEND_REGISTRY` backend that scores (``hotcoco``, ``seg_research``)."""
+        return self._backend
+
+    def with_backend(self, name: str) -> "COCOPanopticEvaluator":
+        """A copy of this evaluator (same dataset, output folder and workers, no predictions) that scores
+        with the registered backend ``name`` (its package must be installed)."""
+        if name not in PQ_BACKEND_REGISTRY:
+            raise KeyError(f"No panoptic quality backend '{name}'; registered: "
+                           f"{sorted(k for k, _ in PQ_BACKEND_REGISTRY)}.")
+        other = copy.copy(self)
+        other._backend = name
+        other.reset()
+        return other
 
     def reset(self) -> None:
         self._predictions: List[Dict[str, Any]] = []
@@ -196,7 +217,7 @@ class COCOPanopticEvaluator(DatasetEvaluator):
                 for p in self._predictions]
 
     def evaluate(self) -> Optional[Dict[str, Dict[str, float]]]:
-        stats = _accumulate(self._pairs(), self._categories, self._num_workers)
+        stats = PQ_BACKEND_REGISTRY.get(self._backend)().stats(self._pairs(), self._categories, self._num_workers)
         predictions = self._predictions
         if self._distributed and comm.get_world_size() > 1:
             stats = _all_reduce_sum(stats)
@@ -209,7 +230,8 @@ class COCOPanopticEvaluator(DatasetEvaluator):
         if self._output_dir:
             self._write_json(predictions)
         results = pq_from_stats(stats, self._categories)
-        logger.info(f"Panoptic evaluation of {len(predictions)} images of '{self._dataset_name}':\n"
+        logger.info(f"Panoptic evaluation of {len(predictions)} images of '{self._dataset_name}' "
+                    f"({self._backend}):\n"
                     + _summary_table(results))
         return OrderedDict(panoptic_seg=self._percentages(results, stats))
 

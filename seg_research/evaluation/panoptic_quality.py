@@ -35,7 +35,7 @@ from ..data.datasets.coco import read_json
 from ..data.detection_utils import read_panoptic_ids
 from ..data.errors import DataError
 
-__all__ = ["pq_compute", "pq_from_stats", "image_pq_stats", "PanopticCategories", "VOID"]
+__all__ = ["pq_compute", "panoptic_problem", "pq_from_stats", "image_pq_stats", "PanopticCategories", "VOID"]
 
 logger = logging.getLogger(__name__)
 
@@ -320,6 +320,21 @@ def _json_pairs(gt_json: Mapping[str, Any], pred_json: Mapping[str, Any], gt_fol
     return pairs
 
 
+def panoptic_problem(gt_json_file: str, pred_json_file: str, gt_folder: Optional[str] = None,
+                     pred_folder: Optional[str] = None) -> Tuple[List[_ImagePair], PanopticCategories]:
+    """The image pairs to score (one per ground truth annotation, in its order) and the ground truth's
+    categories of COCO panoptic files; arguments as :func:`pq_compute`'s.
+
+    Raises:
+        DataError: an image of the ground truth without prediction.
+    """
+    gt_folder = gt_folder if gt_folder is not None else os.path.splitext(gt_json_file)[0]
+    pred_folder = pred_folder if pred_folder is not None else os.path.splitext(pred_json_file)[0]
+    gt_json, pred_json = read_json(gt_json_file), read_json(pred_json_file)
+    categories = PanopticCategories.from_json(gt_json["categories"])
+    return _json_pairs(gt_json, pred_json, gt_folder, pred_folder, pred_json_file), categories
+
+
 def pq_compute(gt_json_file: str, pred_json_file: str, gt_folder: Optional[str] = None,
                pred_folder: Optional[str] = None, *, num_workers: int = 0) -> Dict[str, Any]:
     """PQ of COCO panoptic predictions: a drop-in for ``panopticapi.evaluation.pq_compute``.
@@ -340,11 +355,7 @@ def pq_compute(gt_json_file: str, pred_json_file: str, gt_folder: Optional[str] 
     Raises:
         DataError: an image without prediction, or inconsistent PNGs and segments_info.
     """
-    gt_folder = gt_folder if gt_folder is not None else os.path.splitext(gt_json_file)[0]
-    pred_folder = pred_folder if pred_folder is not None else os.path.splitext(pred_json_file)[0]
-    gt_json, pred_json = read_json(gt_json_file), read_json(pred_json_file)
-    categories = PanopticCategories.from_json(gt_json["categories"])
-    pairs = _json_pairs(gt_json, pred_json, gt_folder, pred_folder, pred_json_file)
+    pairs, categories = panoptic_problem(gt_json_file, pred_json_file, gt_folder, pred_folder)
     results = pq_from_stats(_accumulate(pairs, categories, num_workers), categories)
     logger.info(f"PQ of {len(pairs)} images of {gt_json_file}:\n{_summary_table(results)}")
     return results
