@@ -23,7 +23,8 @@ the torch/torchvision versions, thread count, device, peak RSS (and peak CUDA me
   image, ``evaluate``) on predictions of the configured model computed once before timing; a
   ``COCOEvaluator`` is timed with each installed COCO backend (hotcoco, pycocotools) on the same
   predictions, alternating them, one record each (``coco_backend``) with ``metrics_equal`` (every
-  metric within 1e-6 of pycocotools') and ``max_metric_diff``.
+  metric within 1e-6 of pycocotools') and ``max_metric_diff``; a ``COCOPanopticEvaluator`` likewise
+  with each installed PQ backend (``pq_backend``: hotcoco, seg_research = ours, the reference).
 
 The generated tasks take no config (``--config-file`` is refused); they build a seeded problem once,
 untimed (``generation_s``):
@@ -35,8 +36,10 @@ untimed (``generation_s``):
   RSS of a distributed evaluation's main process, each measured alone in a subprocess: rank 0 of 2
   scoring from the prediction shard files (``memory_mode: shards``) and one process holding every
   prediction (``in_memory``).
-- ``pq``: ``pq_compute`` (one process) on ``--num-images`` (default 200) generated 480x640 COCO
-  panoptic image pairs (~20 segments each), and the floor: decoding their PNGs only.
+- ``pq``: ``pq_compute``'s work (one process) on ``--num-images`` (default 200) generated 480x640 COCO
+  panoptic image pairs (~20 segments each) with each installed PQ backend (hotcoco on its rayon
+  threads, ``RAYON_NUM_THREADS``; ours), alternating, one record each (``pq_backend``, ``pq_threads``,
+  ``metrics_equal`` against ours), and the floor: decoding their PNGs with our reader only.
 
 ``--precision`` (train, inference) times each listed precision, alternating them step by step
 from the same weights: ``fp32``, or the forward pass under ``torch.autocast`` to ``bf16`` /

@@ -76,17 +76,33 @@ def test_generated_tasks_take_no_config_and_the_others_need_one():
         _main(["--config-file", CONFIG, "--task", "eval", "--num-images", "3"])
 
 
-def test_pq_task_times_pq_compute_and_the_decoding_floor():
+def test_pq_task_times_each_backend_and_the_decoding_floor():
+    pytest.importorskip("hotcoco")
     records = _main(["--task", "pq", "--num-images", "3", "--iters", "1", "--warmup", "0", "--threads", "1"])
-    assert [r["impl"] for r in records] == ["pq_compute", "decode_floor"]
+    assert [(r["impl"], r.get("pq_backend")) for r in records] == [("pq_compute", "hotcoco"),
+                                                                   ("pq_compute", "seg_research"), ("decode_floor", None)]
     for record in records:
         assert REQUIRED <= set(record) and record["config"] is None and record["n"] == 1
         assert record["num_images"] == 3 and record["num_pngs"] == 6 and record["image_size"] == [480, 640]
         assert record["median_s"] > 0 and record["images_per_s"] > 0 and record["generation_s"] > 0
         assert 15 < record["gt_segments_per_image"] <= 20
-    pq, floor = records
-    assert 0 < pq["pq"] < pq["sq"] <= 1 and 0 < pq["rq"] <= 1 and pq["categories"] > 0 and pq["num_workers"] == 0
+    fast, ours, floor = records
+    for pq in (fast, ours):
+        assert 0 < pq["pq"] < pq["sq"] <= 1 and 0 < pq["rq"] <= 1 and pq["categories"] > 0 and pq["num_workers"] == 0
+        assert pq["metrics_equal"] is True and pq["max_metric_diff"] <= 1e-6
+    assert ours["max_metric_diff"] == 0 and ours["pq_threads"] == 1 and fast["pq_threads"] >= 1
     assert floor["pngs_per_s"] == pytest.approx(2 * floor["images_per_s"], rel=1e-3)
+
+
+def test_eval_times_a_panoptic_evaluator_with_each_pq_backend(tmp_path):
+    pytest.importorskip("hotcoco")
+    config = os.path.join(REPO, "configs", "Shapes", "panoptic_fpn_R_18_instant_test.yaml")
+    records = _main(["--config-file", config, "--task", "eval", "--iters", "1", "--warmup", "0", "--threads", "1",
+                     "OUTPUT_DIR", str(tmp_path)])
+    assert [r["pq_backend"] for r in records] == ["hotcoco", "seg_research"]
+    for record in records:
+        assert record["evaluator"] == "COCOPanopticEvaluator" and record["median_s"] > 0
+        assert record["metrics_equal"] is True and record["max_metric_diff"] <= 1e-6
 
 
 def test_coco_eval_task_scores_a_generated_problem_with_each_backend_and_measures_the_main_process():

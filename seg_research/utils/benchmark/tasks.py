@@ -15,8 +15,9 @@ from seg_research.checkpoint import Checkpointer
 from seg_research.config import ConfigError
 from seg_research.data.build import build_detection_test_loader, build_detection_train_loader
 from seg_research.engine.amp import PRECISIONS, autocast, cpu_supports_bf16, outputs_to_float32
-from seg_research.evaluation import COCOEvaluator, DatasetEvaluator, build_evaluator
+from seg_research.evaluation import COCOEvaluator, COCOPanopticEvaluator, DatasetEvaluator, build_evaluator
 from seg_research.evaluation.fast_eval_api import REFERENCE_BACKEND, available_backends
+from seg_research.evaluation.fast_pq_api import REFERENCE_PQ_BACKEND, available_pq_backends
 from seg_research.modeling import build_model
 from seg_research.solver import build_optimizer
 
@@ -225,7 +226,8 @@ def _evaluation(evaluator: DatasetEvaluator, stored: Sequence[Tuple[Any, Any]]) 
 def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
     """Seconds per evaluation of DATASETS.TEST[0]'s evaluator; a COCOEvaluator once per installed COCO
     backend (hotcoco, pycocotools), alternating, each record with ``metrics_equal`` (every metric within
-    :data:`~.records.METRICS_ATOL` of pycocotools') and ``max_metric_diff``."""
+    :data:`~.records.METRICS_ATOL` of pycocotools') and ``max_metric_diff``; a COCOPanopticEvaluator
+    likewise per installed PQ backend (hotcoco, seg_research = ours, the reference)."""
     if not cfg.DATASETS.TEST:
         raise ConfigError("--task eval times the evaluator of DATASETS.TEST[0]; DATASETS.TEST is empty.")
     dataset = cfg.DATASETS.TEST[0]
@@ -236,6 +238,8 @@ def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
         evaluator = build_evaluator(cfg, dataset, output_dir)
         if isinstance(evaluator, COCOEvaluator):
             evaluators = {name: evaluator.with_backend(name) for name in available_backends()}
+        elif isinstance(evaluator, COCOPanopticEvaluator):
+            evaluators = {name: evaluator.with_backend(name) for name in available_pq_backends()}
         else:
             evaluators = {"seg_research": evaluator}
         results: Dict[str, Any] = {}
@@ -249,6 +253,8 @@ def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
                   "num_images": len(stored)}
         if isinstance(ev, COCOEvaluator):
             record.update(coco_backend=label, **metrics_agreement(results[label], results.get(REFERENCE_BACKEND)))
+        elif isinstance(ev, COCOPanopticEvaluator):
+            record.update(pq_backend=label, **metrics_agreement(results[label], results[REFERENCE_PQ_BACKEND]))
         records.append(record)
     return records
 
