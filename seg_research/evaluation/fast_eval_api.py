@@ -4,9 +4,11 @@ with the same numbers, ~10-40x faster on COCO-sized problems), behind one interf
 A backend turns ground truth + COCO result dicts into COCOeval's ``precision`` array; the
 metrics are read from that array the same way for every backend (see ``coco_evaluation``).
 ``COCOEvaluator(use_fast_impl=True)`` (the default) uses :data:`FAST_BACKEND` when it is
-installed and pycocotools otherwise. hotcoco was chosen over faster-coco-eval because its
-precision arrays are bit-identical to pycocotools' (faster-coco-eval's differ by float
-rounding, up to 2.2e-16) and it is faster (benchmarks/README.md, "COCO evaluation").
+installed and pycocotools otherwise. hotcoco was chosen over faster-coco-eval (1.8.0) for
+exactness first: on the generated 5,000-image problem its precision arrays are bit-identical to
+pycocotools', faster-coco-eval's differ by float rounding (up to 2.2e-16, in ~0.2% of the entries;
+the 12 summary stats are equal); and it is faster there (0.48-0.68 s vs 8.7 s for bbox + segm,
+pycocotools 35.7 s): benchmarks/README.md, section "COCO-scale evaluation".
 """
 from __future__ import annotations
 
