@@ -5,15 +5,18 @@ the COCO backends (:mod:`.fast_eval_api`) and the panoptic quality backends (:mo
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
-from typing import List, Optional
+from typing import List, Optional, TypeVar
 
 from ..utils.registry import Registry
 
-__all__ = ["import_error", "select_backend", "available_backends"]
+__all__ = ["import_error", "select_backend", "available_backends", "copy_with_backend"]
 
 logger = logging.getLogger(__name__)
+
+EvaluatorT = TypeVar("EvaluatorT")
 
 
 def import_error(registry: Registry, name: str) -> Optional[ImportError]:
@@ -43,3 +46,14 @@ def available_backends(registry: Registry, reference: str) -> List[str]:
     """The registered backends whose package imports, by name, with ``reference`` last."""
     names = sorted((name for name, _ in registry), key=lambda n: (n == reference, n))
     return [name for name in names if import_error(registry, name) is None]
+
+
+def copy_with_backend(evaluator: EvaluatorT, registry: Registry, name: str, what: str) -> EvaluatorT:
+    """A shallow copy of ``evaluator`` (which keeps its backend's name in ``_backend`` and has ``reset()``)
+    set to backend ``name`` and reset; KeyError naming ``what`` and the registered backends otherwise."""
+    if name not in registry:
+        raise KeyError(f"No {what} backend '{name}'; registered: {sorted(k for k, _ in registry)}.")
+    other = copy.copy(evaluator)
+    other._backend = name  # type: ignore[attr-defined]
+    other.reset()  # type: ignore[attr-defined]
+    return other

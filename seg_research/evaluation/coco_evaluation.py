@@ -1,7 +1,6 @@
 """COCO box and mask AP with COCOeval's definition, by a fast backend or pycocotools (``fast_eval_api``)."""
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections import OrderedDict
@@ -18,6 +17,7 @@ from ..data.errors import DataError
 from ..structures import BoxMode, Instances, bitmask_to_rle
 from ..utils import comm
 from ..utils.file_io import atomic_write_json
+from .backend_selection import copy_with_backend
 from .evaluator import DatasetEvaluator, gather_predictions
 from .fast_eval_api import COCO_EVAL_BACKEND_REGISTRY, COCOEvalBackend, COCOPrecision, select_backend
 
@@ -184,13 +184,7 @@ class COCOEvaluator(DatasetEvaluator):
         """A copy of this evaluator (same dataset, tasks, limits and output folder, no predictions) that
         scores with the registered backend ``name`` (a :data:`~.fast_eval_api.COCO_EVAL_BACKEND_REGISTRY`
         key; its package must be installed)."""
-        if name not in COCO_EVAL_BACKEND_REGISTRY:
-            raise KeyError(f"No COCO evaluation backend '{name}'; registered: "
-                           f"{sorted(k for k, _ in COCO_EVAL_BACKEND_REGISTRY)}.")
-        other = copy.copy(self)
-        other._backend = name
-        other.reset()
-        return other
+        return copy_with_backend(self, COCO_EVAL_BACKEND_REGISTRY, name, "COCO evaluation")
 
     def reset(self) -> None:
         self._predictions: List[Dict[str, Any]] = []

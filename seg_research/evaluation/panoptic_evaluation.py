@@ -5,7 +5,6 @@ in that module's doc). ``pq_compute``,
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import tempfile
@@ -23,6 +22,7 @@ from ..data.detection_utils import write_panoptic_ids
 from ..data.errors import DataError
 from ..utils import comm
 from ..utils.file_io import PathManager, atomic_write_json
+from .backend_selection import copy_with_backend
 from .evaluator import DatasetEvaluator
 from .fast_pq_api import PQ_BACKEND_REGISTRY, select_pq_backend
 from .panoptic_quality import (
@@ -125,13 +125,7 @@ class COCOPanopticEvaluator(DatasetEvaluator):
     def with_backend(self, name: str) -> "COCOPanopticEvaluator":
         """A copy of this evaluator (same dataset, output folder and workers, no predictions) that scores
         with the registered backend ``name`` (its package must be installed)."""
-        if name not in PQ_BACKEND_REGISTRY:
-            raise KeyError(f"No panoptic quality backend '{name}'; registered: "
-                           f"{sorted(k for k, _ in PQ_BACKEND_REGISTRY)}.")
-        other = copy.copy(self)
-        other._backend = name
-        other.reset()
-        return other
+        return copy_with_backend(self, PQ_BACKEND_REGISTRY, name, "panoptic quality")
 
     def reset(self) -> None:
         self._predictions: List[Dict[str, Any]] = []
