@@ -74,8 +74,9 @@ def gather_predictions(records: List[Dict[str, Any]], output_dir: Optional[str],
     ``output_dir``, or, without one, in a temporary folder that rank 0 makes when all ranks run
     on one machine; after a barrier the main process reads the shards line by line and deletes
     them. So the main process never holds the other ranks' pickled predictions, only the parsed
-    records, and its own records once (they are not written and read back). A multi-machine run without ``output_dir`` has no shared folder: it falls back to
-    ``comm.gather`` (with a warning). One process returns ``records`` as they are.
+    records, and its own records once (they are not written and read back). A multi-machine run
+    without ``output_dir`` has no shared folder: it falls back to ``comm.gather`` (with a warning).
+    One process returns ``records`` as they are.
 
     Args:
         records: this rank's records.

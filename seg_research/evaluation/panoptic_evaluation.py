@@ -1,7 +1,7 @@
 """The COCO panoptic evaluator: writes predictions in COCO panoptic format and scores them with a
 :mod:`.fast_pq_api` backend, hotcoco or ours (:mod:`.panoptic_quality`: PQ, SQ, RQ; the definition is
-in that module's doc). ``pq_compute``,
-``pq_from_stats``, ``image_pq_stats`` and ``PanopticCategories`` stay importable from here.
+in that module's doc). ``pq_compute``, ``pq_from_stats``, ``image_pq_stats`` and ``PanopticCategories``
+stay importable from here.
 """
 from __future__ import annotations
 
@@ -62,11 +62,12 @@ class COCOPanopticEvaluator(DatasetEvaluator):
     :meth:`process` writes each prediction as a COCO panoptic PNG (named as the ground truth's)
     into ``output_dir/panoptic_predictions/`` (a temporary folder when ``output_dir`` is None) and
     keeps its small json entry. :meth:`evaluate` scores this rank's images with :attr:`backend`
-    (hotcoco on its threads; ours in process or with a pool of ``num_workers`` processes), sums the per-category statistics over ranks (one
-    ``(num_categories, 4)`` all-reduce), gathers the json entries on rank 0, which writes
-    ``output_dir/panoptic_predictions.json`` (:data:`PANOPTIC_PREDICTIONS_FILE`), logs a table and
-    returns ``{"panoptic_seg": {"PQ", "SQ", "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st",
-    "RQ_st", "PQ-<class>", "SQ-<class>", "RQ-<class>"}}`` in percent. A class with no TP, FP or
+    (hotcoco on its threads; ours in process or with a pool of ``num_workers`` processes), sums the
+    per-category statistics over ranks (one ``(num_categories, 4)`` all-reduce), gathers the json
+    entries on rank 0, which writes ``output_dir/panoptic_predictions.json``
+    (:data:`PANOPTIC_PREDICTIONS_FILE`), logs a table and returns ``{"panoptic_seg": {"PQ", "SQ",
+    "RQ", "PQ_th", "SQ_th", "RQ_th", "PQ_st", "SQ_st", "RQ_st", "PQ-<class>", "SQ-<class>",
+    "RQ-<class>"}}`` in percent. A class with no TP, FP or
     FN is NaN in the per-class entries and left out of the means (as are Things/Stuff means without
     such classes). Only the processed images are evaluated; the numbers equal :func:`pq_compute`
     on the written files.

@@ -65,7 +65,8 @@ def _main_process_memory(mode: str, gt: Dict[str, Any], results: List[Dict[str, 
             chunk = -(-len(records) // WORLD_SIZE)
             held = records[:chunk]
             for rank in range(1, WORLD_SIZE):
-                write_shard(shard_path(folder, SHARD_PREFIX, rank, WORLD_SIZE), records[rank * chunk:(rank + 1) * chunk])
+                write_shard(shard_path(folder, SHARD_PREFIX, rank, WORLD_SIZE),
+                            records[rank * chunk:(rank + 1) * chunk])
         else:
             held = records
         with open(os.path.join(folder, "rank0.json"), "w") as f:

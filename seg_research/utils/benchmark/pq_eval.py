@@ -27,16 +27,17 @@ from .records import Timer, base_record, metrics_agreement
 HEIGHT, WIDTH, SEGMENTS = 480, 640, 20
 
 
-def _png_files(json_file: str) -> List[str]:
-    """The PNGs of a COCO panoptic json (in the folder named as the json without ``.json``)."""
+def _annotations(json_file: str) -> List[Dict[str, Any]]:
+    """The ``annotations`` of a COCO panoptic json, with ``file_name`` made the PNG's path (in the folder
+    named as the json without ``.json``)."""
     with open(json_file) as f:
         annotations = json.load(f)["annotations"]
-    return [os.path.join(os.path.splitext(json_file)[0], a["file_name"]) for a in annotations]
+    folder = os.path.splitext(json_file)[0]
+    return [{**a, "file_name": os.path.join(folder, a["file_name"])} for a in annotations]
 
 
-def _mean_segments(json_file: str) -> float:
-    with open(json_file) as f:
-        return float(np.mean([len(a["segments_info"]) for a in json.load(f)["annotations"]]))
+def _mean_segments(annotations: List[Dict[str, Any]]) -> float:
+    return float(np.mean([len(a["segments_info"]) for a in annotations]))
 
 
 def _threads(backend: str) -> int:
@@ -74,7 +75,8 @@ def bench_pq(args: argparse.Namespace, cfg: None, timer: Timer) -> List[Dict[str
         gt_json, pred_json = synthetic_panoptic_problem(root, args.num_images, height=HEIGHT, width=WIDTH,
                                                         segments=SEGMENTS, seed=args.seed)
         generation_s = time.perf_counter() - start
-        pngs = _png_files(gt_json) + _png_files(pred_json)
+        gt_annotations, pred_annotations = _annotations(gt_json), _annotations(pred_json)
+        pngs = [a["file_name"] for a in gt_annotations + pred_annotations]
 
         def decode() -> None:
             for png in pngs:
@@ -88,8 +90,8 @@ def bench_pq(args: argparse.Namespace, cfg: None, timer: Timer) -> List[Dict[str
             for impl, fn in runs.items():
                 results[impl] = timer(impl, fn, record=i >= args.warmup)
         problem = {"num_images": args.num_images, "image_size": [HEIGHT, WIDTH], "num_pngs": len(pngs),
-                   "gt_segments_per_image": round(_mean_segments(gt_json), 2),
-                   "pred_segments_per_image": round(_mean_segments(pred_json), 2),
+                   "gt_segments_per_image": round(_mean_segments(gt_annotations), 2),
+                   "pred_segments_per_image": round(_mean_segments(pred_annotations), 2),
                    "generation_s": round(generation_s, 3), "unit": "s/run"}
     records = []
     reference = _as_metrics(results[REFERENCE_PQ_BACKEND])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import statistics
 import tempfile
-from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -213,6 +213,20 @@ def bench_data(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
     return [record]
 
 
+class _Backends(NamedTuple):
+    """An evaluator class's scoring backends: the installed ones, the reference, the record field naming one."""
+
+    available: Callable[[], List[str]]
+    reference: str
+    field: str
+
+
+_EVALUATOR_BACKENDS = {
+    COCOEvaluator: _Backends(available_backends, REFERENCE_BACKEND, "coco_backend"),
+    COCOPanopticEvaluator: _Backends(available_pq_backends, REFERENCE_PQ_BACKEND, "pq_backend"),
+}
+
+
 def _evaluation(evaluator: DatasetEvaluator, stored: Sequence[Tuple[Any, Any]]) -> Callable[[], Any]:
     """One timed repetition: ``reset``, ``process`` of every stored (inputs, outputs) pair, ``evaluate``."""
     def run() -> Any:
@@ -236,12 +250,11 @@ def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
         stored = [(inputs, model(inputs)) for inputs in build_detection_test_loader(cfg, dataset)]
     with tempfile.TemporaryDirectory(prefix="benchmark_eval_") as output_dir:
         evaluator = build_evaluator(cfg, dataset, output_dir)
-        if isinstance(evaluator, COCOEvaluator):
-            evaluators = {name: evaluator.with_backend(name) for name in available_backends()}
-        elif isinstance(evaluator, COCOPanopticEvaluator):
-            evaluators = {name: evaluator.with_backend(name) for name in available_pq_backends()}
-        else:
+        backends = next((b for cls, b in _EVALUATOR_BACKENDS.items() if isinstance(evaluator, cls)), None)
+        if backends is None:
             evaluators = {"seg_research": evaluator}
+        else:
+            evaluators = {name: evaluator.with_backend(name) for name in backends.available()}
         results: Dict[str, Any] = {}
         for i in range(args.warmup + args.iters):
             for label, ev in evaluators.items():
@@ -251,10 +264,9 @@ def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
         record = {**base_record(args, cfg, "seg_research"), **timer.summary(label), **timer.memory(label),
                   "unit": "s/evaluation", "dataset": dataset, "evaluator": type(ev).__name__,
                   "num_images": len(stored)}
-        if isinstance(ev, COCOEvaluator):
-            record.update(coco_backend=label, **metrics_agreement(results[label], results.get(REFERENCE_BACKEND)))
-        elif isinstance(ev, COCOPanopticEvaluator):
-            record.update(pq_backend=label, **metrics_agreement(results[label], results[REFERENCE_PQ_BACKEND]))
+        if backends is not None:
+            record.update({backends.field: label},
+                          **metrics_agreement(results[label], results.get(backends.reference)))
         records.append(record)
     return records
 
