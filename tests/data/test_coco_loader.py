@@ -224,3 +224,20 @@ def test_load_sem_seg_unpaired_and_empty(tmp_path):
     assert f"'{images / 'lonely.jpg'}'" in msg and f"'{labels / 'sub/orphan.png'}'" in msg
     with pytest.raises(DataError, match=r"No '\.bmp' file found under"):
         load_sem_seg(str(labels), str(images), image_ext="bmp")
+
+
+def test_json_without_categories(tmp_path):
+    """A json with no 'categories' key (hypothesis found a pycocotools KeyError): images without
+    annotations load; an annotation's category is then reported as unknown, naming the file."""
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    image = {"id": 1, "file_name": "a.png", "height": 4, "width": 4}
+    json_file = tmp_path / "instances.json"
+    json_file.write_text(json.dumps({"images": [image], "annotations": []}))
+    assert load_coco_json(str(json_file), str(tmp_path / "images")) == [
+        {"file_name": str(tmp_path / "images" / "a.png"), "height": 4, "width": 4, "image_id": 1, "annotations": []}]
+    annotation = {"id": 7, "image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2], "iscrowd": 0}
+    json_file.write_text(json.dumps({"images": [image], "annotations": [annotation]}))
+    with pytest.raises(DataError, match=r"category_id 3, which is not in 'categories' \(ids \[\]\)") as e:
+        load_coco_json(str(json_file), str(tmp_path / "images"))
+    assert str(json_file) in str(e.value)

@@ -148,7 +148,7 @@ def _index_coco(data: Dict[str, Any], json_file: str) -> COCO:
 
 def _contiguous_category_map(coco: COCO, json_file: str, dataset_name: Optional[str]) -> Dict[int, int]:
     """Map json category ids (sorted ascending) to 0..K-1; record it in the metadata of ``dataset_name``."""
-    cat_ids = sorted(coco.getCatIds())
+    cat_ids = sorted(coco.cats)  # the index: empty when the json lists no categories (getCatIds raises KeyError)
     id_map = {cat_id: i for i, cat_id in enumerate(cat_ids)}
     if dataset_name is not None:
         meta = MetadataCatalog.get(dataset_name)
