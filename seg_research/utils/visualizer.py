@@ -234,7 +234,7 @@ class Visualizer(Painter):
         colors = ([to_rgb255(c) for c in assigned_colors] if assigned_colors is not None
                   else [class_color(self.metadata, i) for i in range(n)])
         if mask_array is not None:
-            areas = mask_array.reshape(n, -1).sum(axis=1)
+            areas = mask_array.sum(axis=(1, 2))  # (N,) also for N = 0: nothing to draw, image unchanged
         elif box_array is not None:
             areas = (box_array[:, 2] - box_array[:, 0]) * (box_array[:, 3] - box_array[:, 1])
         else:

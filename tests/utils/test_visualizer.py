@@ -264,3 +264,65 @@ def test_save_writes_the_drawing_losslessly(tmp_path):
     assert (first, second) == (str(tmp_path / "x.png"), str(tmp_path / "x_1.png"))
     np.testing.assert_array_equal(np.asarray(Image.open(first)), img)
     np.testing.assert_array_equal(np.asarray(Image.open(second)), img)
+
+
+def _predictions(h, w, n, *, boxes=True, masks=True, scores=True, classes=True, mask_type="tensor"):
+    inst = Instances((h, w))
+    if boxes:
+        inst.pred_boxes = Boxes(torch.tensor([[4.0, 4.0, 56.0, 56.0]] * n).reshape(-1, 4))
+    if scores:
+        inst.scores = torch.full((n,), 0.9)
+    if classes:
+        inst.pred_classes = torch.zeros(n, dtype=torch.long)
+    if masks:
+        bitmaps = torch.zeros(n, h, w, dtype=torch.bool)
+        bitmaps[:, 6:40, 6:40] = True
+        inst.pred_masks = {"tensor": bitmaps, "list": [bitmask_to_rle(m.numpy()) for m in bitmaps],
+                           "bitmasks": BitMasks(bitmaps)}[mask_type]
+    return inst
+
+
+@pytest.mark.parametrize("mode", [ColorMode.IMAGE, ColorMode.SEGMENTATION])
+@pytest.mark.parametrize("fields", [
+    {}, {"masks": False}, {"boxes": False}, {"boxes": False, "masks": False}, {"scores": False, "classes": False},
+    {"mask_type": "list"}, {"mask_type": "bitmasks"}, {"boxes": False, "mask_type": "list"},
+])
+def test_no_instances_leave_the_image_as_it_is(mode, fields):
+    """0 predictions (an image the model found nothing in, as visualize_json_results makes them:
+    empty RLE list, (0, 4) boxes) draw nothing, whatever fields are set."""
+    image = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    out = Visualizer(image.copy(), _meta(), instance_mode=mode).draw_instance_predictions(
+        _predictions(32, 40, 0, **fields)).get_image()
+    np.testing.assert_array_equal(out, image)
+    empty = Visualizer(image.copy(), _meta())
+    for kwargs in ({}, {"boxes": np.zeros((0, 4))}, {"masks": []}, {"labels": []},
+                   {"boxes": [], "labels": [], "masks": np.zeros((0, 32, 40)), "assigned_colors": []}):
+        np.testing.assert_array_equal(empty.overlay_instances(**kwargs).get_image(), image)
+    assert np.array_equal(Visualizer(image.copy()).draw_dataset_dict({"annotations": []}).get_image(), image)
+
+
+@pytest.mark.parametrize("fields,box_drawn,mask_drawn", [
+    ({"masks": False}, True, False),                     # only boxes (+ scores, classes)
+    ({"boxes": False}, False, True),                     # only masks: label at the mask's centre
+    ({"boxes": False, "mask_type": "list"}, False, True),
+    ({"masks": False, "scores": False, "classes": False}, True, False),  # bare boxes, no label
+])
+def test_instances_with_only_boxes_or_only_masks(fields, box_drawn, mask_drawn):
+    out = Visualizer(_image(64, 80), _meta()).draw_instance_predictions(_predictions(64, 80, 1, **fields)).get_image()
+    changed = _changed(out, 64, 80)
+    mask, box = np.zeros((64, 80), dtype=bool), np.zeros((64, 80), dtype=bool)
+    mask[6:40, 6:40] = True
+    box[4:57, 4:57] = True
+    outline = _box_outline(64, 80, (4, 4, 57, 57))
+    assert changed[45:, :][outline[45:, :]].any() == box_drawn  # the box's lower part: far from mask and label
+    assert (tuple(out[10, 10]) == _blend(RED, 0.5)) == mask_drawn  # inside the mask, off contour and label
+    assert not changed[~_near(box if box_drawn else mask, 2)].any()
+
+
+def test_image_bw_without_instances_grays_the_whole_image():
+    """As detectron2: IMAGE_BW keeps colour only under the predicted masks; none -> all gray."""
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    image[..., 0] = 200
+    out = Visualizer(image, _meta(), instance_mode=ColorMode.IMAGE_BW).draw_instance_predictions(
+        _predictions(8, 8, 0)).get_image()
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
