@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable, List
+import re
+from typing import Any, Dict, Iterable, List
 
+import yaml
 from fvcore.common.config import CfgNode as _FvCfgNode
 
 from ..utils.file_io import PathManager
@@ -51,7 +53,29 @@ class CfgNode(_FvCfgNode):
     def _open_cfg(cls, filename: str):
         return PathManager.open(filename, "r")
 
+    @classmethod
+    def load_yaml_with_base(cls, filename: str, allow_unsafe: bool = False) -> Dict[str, Any]:
+        """fvcore's loader (``_BASE_`` files relative to the including one), whose refusal of a
+        Python-tagged file names the file, the tag and the opt-in instead of yaml's bare error."""
+        try:
+            return super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+        except yaml.constructor.ConstructorError as e:
+            # The innermost _BASE_ file raises first; the outer calls see a ConfigError, not this.
+            mark = e.problem_mark
+            where = f"'{mark.name}' line {mark.line + 1}" if mark is not None else f"'{filename}'"
+            found = re.search(r"tag '([^']+)'", e.problem or "")
+            tag = found.group(1).replace("tag:yaml.org,2002:", "!!") if found else "a Python tag"
+            raise ConfigError(
+                f"Config file {where} uses the YAML tag {tag}, which runs Python code when loaded; "
+                "configs are read with yaml.safe_load, which refuses it. If you trust the file, pass "
+                "allow_unsafe=True (detectron2's argument): cfg.merge_from_file(path, allow_unsafe=True); "
+                "or replace the tagged value by its literal value."
+            ) from e
+
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
+        """Merge a YAML file (and its ``_BASE_`` files). ``allow_unsafe`` (False here, True in
+        detectron2) lets files with Python tags (``!!python/object/apply:eval``) load through
+        ``yaml.unsafe_load``: only for files you trust."""
         if not PathManager.exists(cfg_filename):
             raise FileNotFoundError(f"Config file '{cfg_filename}' does not exist.")
         loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)

@@ -1,6 +1,14 @@
-from .meta_arch import META_ARCH_REGISTRY, GeneralizedRCNN, PanopticFPN, SemanticSegmentor, build_model
+from .meta_arch import (
+    META_ARCH_REGISTRY,
+    GeneralizedRCNN,
+    PanopticFPN,
+    ProposalNetwork,
+    SemanticSegmentor,
+    build_model,
+)
 
-__all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "PanopticFPN", "SemanticSegmentor"]
+__all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "ProposalNetwork", "PanopticFPN",
+           "SemanticSegmentor"]
 from ..layers import ShapeSpec
 from ..utils.absent import absent_names
 from .anchor_generator import ANCHOR_GENERATOR_REGISTRY, build_anchor_generator
@@ -42,8 +50,6 @@ __getattr__ = absent_names(__name__, {
     "MMDetBackbone": _MMDET,
     "MMDetDetector": _MMDET,
     "RetinaNet": "one-stage detectors are not provided; use GeneralizedRCNN (META_ARCHITECTURE 'GeneralizedRCNN').",
-    "ProposalNetwork": "an RPN-only meta-architecture is not provided; GeneralizedRCNN's proposal_generator is "
-                       "the RPN.",
     "ResNetBlockBase": "ResNet stages are torchvision's (torchvision.models.resnet.BasicBlock / Bottleneck), wrapped "
                        "by modeling.ResNet.",
     "make_stage": "ResNet stages come from torchvision.models.resnet (modeling.backbone.resnet.make_res5_stage builds "

@@ -14,11 +14,12 @@ __all__ = ["detector_postprocess", "sem_seg_postprocess"]
 
 def detector_postprocess(results: Instances, output_height: int, output_width: int,
                          mask_threshold: float = 0.5) -> Instances:
-    """Rescale detections from the network input size to the record's original size.
+    """Rescale detections (or proposals) from the network input size to the record's original size.
 
     Args:
         results: detections on an input of size ``results.image_size`` (before padding), with
-            ``pred_boxes`` and optionally ``pred_masks`` (D, 1, M, M) box-relative probabilities.
+            ``pred_boxes`` and optionally ``pred_masks`` (D, 1, M, M) box-relative probabilities;
+            or proposals with ``proposal_boxes`` (ProposalNetwork's output).
         output_height, output_width: the original image size.
         mask_threshold: probability above which a pasted mask pixel is foreground.
 
@@ -30,10 +31,11 @@ def detector_postprocess(results: Instances, output_height: int, output_width: i
     scale_x = output_width / results.image_size[1]
     scale_y = output_height / results.image_size[0]
     output = Instances((output_height, output_width), **results.get_fields())
-    boxes = output.pred_boxes.clone()
+    box_field = "pred_boxes" if output.has("pred_boxes") else "proposal_boxes"
+    boxes = output.get(box_field).clone()
     boxes.scale(scale_x, scale_y)
     boxes.clip(output.image_size)
-    output.pred_boxes = boxes
+    output.set(box_field, boxes)
     output = output[boxes.nonempty()]
     if output.has("pred_masks"):
         output.pred_masks = paste_masks_in_image(output.pred_masks, output.pred_boxes.tensor, output.image_size,

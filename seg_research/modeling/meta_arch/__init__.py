@@ -1,8 +1,8 @@
 from .build import META_ARCH_REGISTRY, build_model
 from .panoptic_fpn import PanopticFPN
-from .rcnn import GeneralizedRCNN
+from .rcnn import GeneralizedRCNN, ProposalNetwork
 from .semantic_seg import SemanticSegmentor
 from .tiny_semseg import TinySemSegNet
 
-__all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "PanopticFPN", "SemanticSegmentor",
+__all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "ProposalNetwork", "PanopticFPN", "SemanticSegmentor",
            "TinySemSegNet"]

@@ -6,6 +6,7 @@ import logging
 import torch
 from torch import nn
 
+from ...config.unsupported import check_supported
 from ...utils.registry import Registry
 
 __all__ = ["META_ARCH_REGISTRY", "build_model"]
@@ -20,7 +21,10 @@ dicts in inference.
 
 def build_model(cfg) -> nn.Module:
     """Build ``cfg.MODEL.META_ARCHITECTURE`` on ``cfg.MODEL.DEVICE``. Weights are not loaded
-    here: use :class:`seg_research.checkpoint.Checkpointer`."""
+    here: use :class:`seg_research.checkpoint.Checkpointer`. A config that turns on a detectron2
+    feature seg_research lacks (RetinaNet, keypoints, cascade, deformable convs, ...) fails here,
+    naming the key (``config.unsupported``)."""
+    check_supported(cfg)
     name = cfg.MODEL.META_ARCHITECTURE
     if name not in META_ARCH_REGISTRY:
         raise KeyError(

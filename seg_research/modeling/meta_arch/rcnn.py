@@ -16,7 +16,7 @@ from ..roi_heads import build_roi_heads
 from .build import META_ARCH_REGISTRY
 
 # detector_postprocess lives in ..postprocessing; importable from here as before.
-__all__ = ["GeneralizedRCNN", "detector_postprocess"]
+__all__ = ["GeneralizedRCNN", "ProposalNetwork", "detector_postprocess"]
 
 
 @META_ARCH_REGISTRY.register()
@@ -112,3 +112,55 @@ class GeneralizedRCNN(ImageInputMixin, nn.Module):
             return results
         return [{"instances": detector_postprocess(result, *requested_size(inputs, image_size))}
                 for result, inputs, image_size in zip(results, batched_inputs, images.image_sizes)]
+
+
+@META_ARCH_REGISTRY.register()
+class ProposalNetwork(ImageInputMixin, nn.Module):
+    """The RPN alone (detectron2's ``ProposalNetwork``, its ``rpn_R_50_*`` configs): backbone ->
+    proposal generator.
+
+    Input: as :class:`GeneralizedRCNN` (``instances`` with ``gt_boxes`` in training).
+
+    Output: training: ``loss_rpn_cls``, ``loss_rpn_loc``; inference: per image
+    ``{"proposals": Instances}`` at (``height``, ``width``) with ``proposal_boxes`` (XYXY pixels)
+    and ``objectness_logits``, best first (at most ``MODEL.RPN.POST_NMS_TOPK_TEST``).
+    """
+
+    channels_last_on_cpu = True
+
+    @configurable
+    def __init__(self, *, backbone: Backbone, proposal_generator: nn.Module, pixel_mean: Sequence[float],
+                 pixel_std: Sequence[float], input_format: Optional[str] = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.proposal_generator = proposal_generator
+        self.input_format = input_format
+        self.register_pixel_normalization(pixel_mean, pixel_std)
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        backbone = build_backbone(cfg)
+        return {
+            "backbone": backbone,
+            "proposal_generator": build_proposal_generator(cfg, backbone.output_shape()),
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "input_format": cfg.INPUT.FORMAT,
+        }
+
+    def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
+        """Loss dict in training mode, per-image proposals otherwise (see the class doc)."""
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        gt_instances = None
+        if self.training:
+            missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
+            if missing:
+                raise ValueError(f"ProposalNetwork training needs 'instances' in every input; inputs {missing} "
+                                 "have none. Build the loader with a training DatasetMapper (is_train=True).")
+            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        proposals, losses = self.proposal_generator(images, features, gt_instances)
+        if self.training:
+            return losses
+        return [{"proposals": detector_postprocess(result, *requested_size(inputs, image_size))}
+                for result, inputs, image_size in zip(proposals, batched_inputs, images.image_sizes)]
