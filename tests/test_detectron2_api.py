@@ -1,7 +1,7 @@
 """detectron2's public surface at detectron2's import paths, with its signatures and behaviour.
 
-``fixtures/d2_public_api.json`` holds detectron2 v0.6's package ``__all__`` names and the
-signatures compared here (written by ``fixtures/make_d2_api_fixture.py`` in the measurement-only
+``fixtures/d2_public_api.json`` holds every public module of detectron2 v0.6 with its public names
+(``__all__``, else what the module defines) and the signatures compared here (written by ``fixtures/make_d2_api_fixture.py`` in the measurement-only
 detectron2 environment); detectron2 itself is never imported.
 """
 import importlib
@@ -48,21 +48,116 @@ def test_model_zoo_package_imports_with_detectron2_functions():
     assert callable(model_zoo.get_config_file) and callable(model_zoo.get)
 
 
-@pytest.mark.parametrize("package", sorted(FIXTURE["names"]))
-def test_every_detectron2_name_exists_or_says_what_to_use(package):
-    module = importlib.import_module(f"seg_research.{package}")
-    absent = []
-    for name in FIXTURE["names"][package]:
+MODULES = FIXTURE["modules"]
+# Names the concurrent config/model-builder change owns (seg_research/config/*.py, modeling/backbone/resnet.py
+# and fpn.py, modeling/meta_arch/): missing today, to become real or absent there. Only these may be missing.
+PENDING = {
+    "config": {"downgrade_config", "upgrade_config", "global_cfg", "set_global_cfg"},
+    "config.compat": {"downgrade_config", "upgrade_config"},
+    "config.config": {"configurable", "get_cfg", "set_global_cfg"},
+    "config.instantiate": {"dump_dataclass"},
+    "modeling.backbone.fpn": {"build_retinanet_resnet_fpn_backbone"},
+    "modeling.backbone.resnet": {"BasicBlock", "BasicStem", "BottleneckBlock", "DeformBottleneckBlock",
+                                 "ResNetBlockBase", "make_stage"},
+    "modeling.meta_arch": {"DenseDetector", "RetinaNet", "SEM_SEG_HEADS_REGISTRY", "build_sem_seg_head"},
+    "modeling.meta_arch.semantic_seg": {"SEM_SEG_HEADS_REGISTRY"},
+}
+# The detectron2 names deliberately left out, counted per top-level package over all its modules (rotated
+# boxes, keypoints, one-stage detectors, mmdet, Caffe2 weights, LVIS, profiler hooks, some augmentations, ...):
+# raising this bound is a reviewed decision.
+MOST_ABSENT = {"checkpoint": 5, "config": 0, "data": 40, "engine": 5, "evaluation": 5, "layers": 20,
+               "model_zoo": 0, "modeling": 51, "solver": 0, "structures": 8, "utils": 9}
+
+
+def _absent_and_missing(module_path):
+    try:
+        module = importlib.import_module(f"seg_research.{module_path}")
+    except ModuleNotFoundError:
+        return [], list(MODULES[module_path]) or ["<module>"]
+    absent, missing = [], []
+    for name in MODULES[module_path]:
         try:
-            getattr(module, name)
+            assert getattr(module, name) is not None
         except AbsentFromSegResearch as e:  # an ImportError: `from ... import name` shows the advice
-            assert f"detectron2.{package}.{name} has no counterpart" in str(e) and len(str(e)) > 80
+            assert f".{name} has no counterpart in seg_research." in str(e) and len(str(e)) > 80, str(e)
             absent.append(name)
-    # the ones deliberately left out (rotated boxes, keypoints, mmdet, deform conv, ...) are at most these
-    most_absent = {"checkpoint": 0, "solver": 0, "data": 3, "structures": 4, "modeling": 10, "layers": 10}
-    assert len(absent) <= most_absent[package]
+        except AttributeError:
+            missing.append(name)
     with pytest.raises(AttributeError):
         getattr(module, "no_such_name_in_detectron2")
+    return absent, missing
+
+
+@pytest.mark.parametrize("module_path", sorted(MODULES))
+def test_every_detectron2_module_and_name_exists_or_says_what_to_use(module_path):
+    """detectron2.<module_path> imports as seg_research.<module_path>, and each of its public names is
+    there or raises AbsentFromSegResearch with advice (fixtures/d2_public_api.json: every public module)."""
+    _, missing = _absent_and_missing(module_path)
+    assert set(missing) <= PENDING.get(module_path, set()), f"seg_research.{module_path} lacks {missing}"
+
+
+def test_absent_names_are_bounded_per_package():
+    absent = {package: [] for package in MOST_ABSENT}
+    for module_path in MODULES:
+        absent[module_path.split(".")[0]] += [f"{module_path}.{n}" for n in _absent_and_missing(module_path)[0]]
+    too_many = {p: len(names) for p, names in absent.items() if len(names) > MOST_ABSENT[p]}
+    assert not too_many, f"more detectron2 names absent than reviewed: {too_many}"
+
+
+@pytest.mark.parametrize("module_path,name", [
+    ("data.build", "filter_images_with_few_keypoints"), ("engine.defaults", "DefaultPredictor"),
+    ("data.dataset_mapper", "DatasetMapper"), ("data.samplers.distributed_sampler", "TrainingSampler"),
+    ("layers.batch_norm", "FrozenBatchNorm2d"), ("modeling.roi_heads.roi_heads", "Res5ROIHeads"),
+    ("structures.masks", "ROIMasks"), ("utils.registry", "locate"), ("engine", "DEFAULT_TIMEOUT"),
+])
+def test_re_exports_are_our_objects(module_path, name):
+    """Names at detectron2's paths are the objects seg_research has elsewhere, not copies."""
+    obj = getattr(importlib.import_module(f"seg_research.{module_path}"), name)
+    home = {"filter_images_with_few_keypoints": "seg_research.data.build", "DefaultPredictor": "seg_research.engine",
+            "DatasetMapper": "seg_research.data", "TrainingSampler": "seg_research.data.samplers",
+            "FrozenBatchNorm2d": "seg_research.layers", "Res5ROIHeads": "seg_research.modeling.roi_heads",
+            "ROIMasks": "seg_research.structures", "locate": "seg_research.utils.registry",
+            "DEFAULT_TIMEOUT": "seg_research.engine.launch"}[name]
+    assert getattr(importlib.import_module(home), name) is obj
+
+
+def test_detectron2_helpers_behave_as_documented(caplog):
+    import logging
+
+    from seg_research.data.build import filter_images_with_few_keypoints, print_instances_class_histogram
+    from seg_research.data.detection_utils import convert_image_to_rgb
+    from seg_research.data.samplers import RandomSubsetTrainingSampler
+    from seg_research.modeling.proposal_generator.proposal_utils import add_ground_truth_to_proposals
+    from seg_research.solver.build import reduce_param_groups
+    from seg_research.structures import Boxes, Instances
+    from seg_research.structures.boxes import matched_pairwise_iou
+    from seg_research.structures.masks import polygon_area, rasterize_polygons_within_box
+
+    records = [{"annotations": [{"keypoints": [1, 1, 2, 5, 5, 0], "category_id": 0}]}, {"annotations": []}]
+    assert filter_images_with_few_keypoints(records, 1) == records[:1]
+    with caplog.at_level(logging.INFO, logger="seg_research"):
+        print_instances_class_histogram(records, ["cat", "dog"])
+    assert "cat       1" in caplog.text and "dog       0" in caplog.text
+    bgr = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    assert (convert_image_to_rgb(bgr, "BGR") == bgr[:, :, ::-1]).all()
+    assert convert_image_to_rgb(bgr[:, :, 0], "L").shape == (2, 2, 3)
+    with pytest.raises(ValueError, match="YUV"):
+        convert_image_to_rgb(bgr, "YUV-BT.601")
+    import itertools
+    sampler = RandomSubsetTrainingSampler(10, 0.3, seed_shuffle=0, seed_subset=1)
+    assert len(set(itertools.islice(iter(sampler), 30))) == 3
+    assert matched_pairwise_iou(Boxes(torch.tensor([[0.0, 0, 2, 2], [0, 0, 1, 1]])),
+                                Boxes(torch.tensor([[1.0, 0, 3, 2], [5, 5, 6, 6]]))).tolist() == pytest.approx([1 / 3, 0.0])
+    assert polygon_area(np.array([0, 4, 4, 0]), np.array([0, 0, 2, 2])) == 8.0
+    mask = rasterize_polygons_within_box([np.array([2.0, 2, 6, 2, 6, 6, 2, 6])], np.array([2.0, 2, 10, 10]), 8)
+    assert mask.shape == (8, 8) and mask[:4, :4].all() and not mask[4:, :].any()
+    proposals = Instances((8, 8), proposal_boxes=Boxes(torch.zeros(2, 4)), objectness_logits=torch.zeros(2))
+    gt = Instances((8, 8), gt_boxes=Boxes(torch.ones(1, 4)))
+    out = add_ground_truth_to_proposals([gt], [proposals])[0]
+    assert len(out) == 3 and torch.equal(out.proposal_boxes.tensor[2], torch.ones(4)) and out.objectness_logits[2] > 20
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    groups = reduce_param_groups([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.1}, {"params": [b], "wd": 0}])
+    assert [(g["lr"], g.get("wd"), len(g["params"])) for g in groups] == [(0.1, None, 1), (0.1, 0, 1)]
 
 
 def test_absent_name_from_import_carries_the_advice():

@@ -6,10 +6,12 @@ import logging
 import re
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
+import numpy as np
 import torch.utils.data as torchdata
 
 from ..config import configurable
 from ..utils import comm
+from ..utils.absent import absent_names
 from .catalog import DatasetCatalog, MetadataCatalog
 from .common import SKIPPED_SAMPLES_KEY, Batch, DatasetFromList, MapDataset
 from .errors import DataError
@@ -28,6 +30,8 @@ __all__ = [
     "build_detection_test_loader",
     "build_batch_data_loader",
     "trivial_batch_collator",
+    "filter_images_with_few_keypoints",
+    "print_instances_class_histogram",
 ]
 
 logger = logging.getLogger(__name__)
@@ -288,3 +292,46 @@ def build_detection_test_loader(
     sampler = sampler if sampler is not None else InferenceSampler(len(dataset))
     return _data_loader(MapDataset(DatasetFromList(dataset, copy=False), mapper), num_workers, collate_fn,
                         sampler=sampler, batch_size=1)
+
+
+def filter_images_with_few_keypoints(dataset_dicts: List[dict], min_keypoints_per_image: int) -> List[dict]:
+    """The records with at least ``min_keypoints_per_image`` visible keypoints over their annotations
+    (COCO ``keypoints`` ``[x1, y1, v1, ...]``, visible when ``v > 0``). seg_research trains no keypoint
+    model; detectron2's tools call this when ``MODEL.KEYPOINT_ON`` is set."""
+    def visible(record: dict) -> int:
+        return sum(int((np.asarray(a["keypoints"][2::3]) > 0).sum())
+                   for a in record.get("annotations", []) if "keypoints" in a)
+
+    kept = [d for d in dataset_dicts if visible(d) >= min_keypoints_per_image]
+    logger.info(f"Removed {len(dataset_dicts) - len(kept)} images with fewer than {min_keypoints_per_image} "
+                f"keypoints; {len(kept)} images left.")
+    return kept
+
+
+def print_instances_class_histogram(dataset_dicts: List[dict], class_names: Sequence[str]) -> None:
+    """Log the number of (non-crowd) instances of each class over ``dataset_dicts`` as a table.
+
+    Raises:
+        DataError: an annotation's ``category_id`` is outside ``0..len(class_names)-1``, naming the file.
+    """
+    counts = np.zeros(len(class_names), dtype=np.int64)
+    for record in dataset_dicts:
+        for anno in record.get("annotations", []):
+            if anno.get("iscrowd", 0):
+                continue
+            cid = anno["category_id"]
+            if not 0 <= cid < len(class_names):
+                raise DataError(f"{record.get('file_name', '<record>')}: category_id {cid} is not a contiguous id "
+                                f"0..{len(class_names) - 1} of the {len(class_names)} classes.")
+            counts[cid] += 1
+    width = max([len(n) for n in class_names] + [len("category"), len("total")])
+    lines = [f"{'category':<{width}}  #instances"] + [f"{n:<{width}}  {c}" for n, c in zip(class_names, counts)]
+    lines.append(f"{'total':<{width}}  {int(counts.sum())}")
+    logger.info("Distribution of instances among all {} categories:\n{}".format(len(class_names), "\n".join(lines)))
+
+
+_ABSENT = {
+    "load_proposals_into_dataset": "precomputed proposals are not supported (no MODEL.LOAD_PROPOSALS); the RPN "
+                                   "computes proposals.",
+}
+__getattr__ = absent_names(__name__, _ABSENT)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.utils.data as torchdata
 
+from ..utils.absent import absent_names
 from .errors import DataError
 
 __all__ = ["DatasetFromList", "MapDataset", "Batch", "seeded_rng", "ON_BAD_SAMPLE_MODES"]
@@ -178,3 +179,12 @@ def _describe(record: Any) -> str:
     if isinstance(record, dict):
         return f"file_name {record.get('file_name')!r}, image_id {record.get('image_id')!r}"
     return f"a {type(record).__name__}"
+
+
+_ABSENT = {
+    "ToIterableDataset": "not needed: build_detection_train_loader takes the list of dicts (or DatasetFromList) and "
+                         "a sampler from data.samplers directly.",
+    "AspectRatioGroupedDataset": "batches are grouped by aspect ratio by data.samplers.GroupedBatchSampler "
+                                 "(DATALOADER.ASPECT_RATIO_GROUPING) inside build_batch_data_loader.",
+}
+__getattr__ = absent_names(__name__, _ABSENT)

@@ -6,10 +6,15 @@ this module keeps every name importable from here and holds :func:`build_augment
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Union
 
+import numpy as np
+import torch
+
+from ..utils.absent import KEYPOINTS, ROTATED, absent_names
 from . import transforms as T
 from .annotations import annotations_to_instances, filter_empty_instances, transform_instance_annotations
+from .errors import DataError
 from .image_io import (
     check_image_size,
     read_image,
@@ -32,6 +37,9 @@ __all__ = [
     "annotations_to_instances",
     "filter_empty_instances",
     "build_augmentation",
+    "build_transform_gen",
+    "convert_image_to_rgb",
+    "SizeMismatchError",
 ]
 
 
@@ -59,3 +67,39 @@ def build_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
     if tuple(inp.CONTRAST) != (1.0, 1.0):
         augs.append(T.RandomContrast(*inp.CONTRAST))
     return augs
+
+
+#: detectron2's older name of :func:`build_augmentation`.
+build_transform_gen = build_augmentation
+#: what :func:`check_image_size` raises when a record's height/width are not its image's (a ValueError)
+SizeMismatchError = DataError
+
+
+def convert_image_to_rgb(image: Union[np.ndarray, torch.Tensor], format: str) -> np.ndarray:
+    """An (H, W, 3) uint8-range RGB array of ``image`` given in ``format``: ``"RGB"``, ``"BGR"``
+    ((H, W, 3) arrays or tensors) or ``"L"`` ((H, W) or (H, W, 1) gray, repeated into 3 channels).
+
+    Raises:
+        ValueError: another format (e.g. detectron2's ``"YUV-BT.601"``) or a shape that does not fit it.
+    """
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if format == "L":
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.ndim != 2:
+            raise ValueError(f"convert_image_to_rgb: a format 'L' image is (H, W) or (H, W, 1), got {array.shape}.")
+        return np.repeat(array[:, :, None], 3, axis=2)
+    if format not in ("RGB", "BGR"):
+        raise ValueError(f"convert_image_to_rgb: format '{format}' is not supported; use 'RGB', 'BGR' or 'L' "
+                         "(INPUT.FORMAT).")
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"convert_image_to_rgb: a format '{format}' image is (H, W, 3), got {array.shape}.")
+    return array[:, :, ::-1] if format == "BGR" else array
+
+
+__getattr__ = absent_names(__name__, {
+    "transform_proposals": "precomputed proposals are not supported (no MODEL.LOAD_PROPOSALS); the RPN computes "
+                           "proposals.",
+    "annotations_to_instances_rotated": ROTATED,
+    "create_keypoint_hflip_indices": KEYPOINTS,
+})

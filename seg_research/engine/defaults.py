@@ -26,9 +26,11 @@ from ..utils.file_io import atomic_open, atomic_write_json
 from ..utils.logger import setup_logger
 from . import hooks
 from .amp import AutocastInference, autocast_dtype
+from .predictor import DefaultPredictor
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["default_argument_parser", "default_setup", "default_writers", "DefaultTrainer"]
+__all__ = ["default_argument_parser", "default_setup", "default_writers", "DefaultTrainer", "DefaultPredictor",
+           "create_ddp_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -315,3 +317,22 @@ class DefaultTrainer(TrainerBase):
                       for name in cfg.DATASETS.TEST]
         results = cls.test(cfg, build_tta_model(cfg, model), evaluators, results_dir="inference_TTA")
         return OrderedDict((f"{key}_TTA", value) for key, value in results.items())
+
+
+def create_ddp_model(model: nn.Module, *, fp16_compression: bool = False, **kwargs) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when more than one process runs (on this process's
+    device; ``kwargs`` go to DDP), else ``model`` itself.
+
+    Args:
+        fp16_compression: all-reduce gradients in fp16 (DDP's ``fp16_compress_hook``).
+    """
+    if comm.get_world_size() == 1:
+        return model
+    if "device_ids" not in kwargs and next(model.parameters()).is_cuda:
+        kwargs["device_ids"] = [comm.get_local_rank()]
+    ddp = DistributedDataParallel(model, **kwargs)
+    if fp16_compression:
+        from torch.distributed.algorithms.ddp_comm_hooks import default as comm_hooks
+
+        ddp.register_comm_hook(state=None, hook=comm_hooks.fp16_compress_hook)
+    return ddp

@@ -16,6 +16,7 @@ import torch
 from ..checkpoint import Checkpointer
 from ..checkpoint import PeriodicCheckpointer as _PeriodicCheckpointer
 from ..utils import comm
+from ..utils.absent import absent_names
 from ..utils.events import EventWriter, flatten_results_dict
 from .train_loop import HookBase, TrainerBase
 
@@ -227,3 +228,17 @@ class EvalHook(HookBase):
         # Training that ran no iteration (resumed at max_iter) still gets its final evaluation.
         if self._eval_after_train and self.trainer.iter >= self.trainer.max_iter and not self._evaluated_final:
             self._do_eval()
+
+
+_PROFILER = ("not provided as a hook; wrap the steps you want with torch.profiler.profile(...) in a CallbackHook "
+             "(before_step / after_step), or time them with tools/benchmark.py.")
+__getattr__ = absent_names(__name__, {
+    "AutogradProfiler": _PROFILER,
+    "TorchProfiler": _PROFILER,
+    "TorchMemoryStats": "not provided; log torch.cuda.max_memory_allocated() from a CallbackHook (the metrics "
+                        "printer already reports max_mem on CUDA).",
+    "BestCheckpointer": "not provided; EvalHook writes each evaluation's metrics to metrics.json and "
+                        "PeriodicCheckpointer keeps model_NNNNNNN.pth, so pick the best iteration from metrics.json.",
+    "PreciseBN": "not provided; recompute BatchNorm statistics with fvcore.nn.update_bn_stats(model, data_loader, "
+                 "num_iters) after training.",
+})

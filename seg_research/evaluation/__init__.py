@@ -16,3 +16,7 @@ __all__ = [
     "PascalVOCDetectionEvaluator", "CityscapesInstanceEvaluator", "CityscapesSemSegEvaluator", "LVISEvaluator",
     "verify_results",
 ]
+
+from ..utils.absent import ROTATED, absent_names  # noqa: E402
+
+__getattr__ = absent_names(__name__, {"RotatedCOCOEvaluator": ROTATED})

@@ -16,6 +16,7 @@ from ..data.datasets.coco_export import convert_to_coco_dict, convert_to_coco_js
 from ..data.errors import DataError
 from ..structures import BoxMode, Instances, bitmask_to_rle
 from ..utils import comm
+from ..utils.absent import absent_names
 from ..utils.file_io import atomic_write_json
 from .backend_selection import copy_with_backend
 from .evaluator import DatasetEvaluator, gather_predictions
@@ -285,3 +286,9 @@ def _per_class_table(per_class: Dict[str, float], pairs_per_row: int = 3) -> str
     width = 2 * pairs_per_row
     rows = [flat[i: i + width] for i in range(0, len(flat), width)]
     return tabulate(rows, headers=["category", "AP"] * pairs_per_row, tablefmt="pipe", floatfmt=".3f")
+
+
+__getattr__ = absent_names(__name__, {
+    "COCOevalMaxDets": "not provided; COCOEvaluator(max_dets_per_image=...) sets COCOeval's maxDets, and its "
+                       "AP reports the largest of them.",
+})

@@ -22,6 +22,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ..utils.absent import absent_names
 from ..utils.registry import Registry
 from . import backend_selection
 
@@ -149,3 +150,9 @@ def select_backend(use_fast_impl: bool) -> str:
 def available_backends() -> List[str]:
     """The registered backends whose package imports: the fast one first, the reference last."""
     return backend_selection.available_backends(COCO_EVAL_BACKEND_REGISTRY, REFERENCE_BACKEND)
+
+
+__getattr__ = absent_names(__name__, {
+    "COCOeval_opt": "detectron2's C++ COCOeval is not built; COCOEvaluator(use_fast_impl=True) scores with "
+                    "hotcoco when it is installed (COCO_EVAL_BACKEND_REGISTRY), else pycocotools' COCOeval.",
+})

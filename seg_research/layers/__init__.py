@@ -1,13 +1,11 @@
 """Small building blocks shared by the models: shape specs, conv blocks, normalization layers, and the
 ops detectron2 exports from ``detectron2.layers`` (RoIAlign, NMS, mask pasting, torch wrappers)."""
-from torchvision.ops import batched_nms, nms
-from torchvision.ops import complete_box_iou_loss as ciou_loss
-from torchvision.ops import distance_box_iou_loss as diou_loss
-
 from ..utils.absent import absent_names
 from .batch_norm import SyncBatchNorm2d
 from .conv import CONV_INITS, conv_norm_relu
+from .losses import ciou_loss, diou_loss
 from .mask_ops import paste_masks_in_image
+from .nms import batched_nms, nms  # the submodule first, then its functions under its name
 from .norm import NORM_LAYERS, FrozenBatchNorm2d, convert_frozen_batchnorm, get_norm
 from .roi_align import ROIAlign, roi_align
 from .shape_spec import ShapeSpec

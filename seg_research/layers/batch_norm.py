@@ -6,8 +6,9 @@ import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
 from ..utils import comm
+from ..utils.absent import absent_names
 
-__all__ = ["SyncBatchNorm2d"]
+__all__ = ["SyncBatchNorm2d", "NaiveSyncBatchNorm"]
 
 
 class SyncBatchNorm2d(nn.BatchNorm2d):
@@ -44,3 +45,20 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
             scale = scale * self.weight
             shift = shift * self.weight + self.bias
         return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+
+
+#: detectron2's name for the all-process BatchNorm.
+NaiveSyncBatchNorm = SyncBatchNorm2d
+
+_absent = absent_names(__name__, {
+    "CycleBatchNormList": "not provided; use get_norm('BN' | 'SyncBN' | 'GN' | 'FrozenBN', channels).",
+})
+
+
+def __getattr__(name: str):
+    """``FrozenBatchNorm2d`` and ``get_norm`` live in ``layers.norm`` (which imports this module)."""
+    if name in ("FrozenBatchNorm2d", "get_norm"):
+        from . import norm
+
+        return getattr(norm, name)
+    return _absent(name)

@@ -14,6 +14,7 @@ from torch import nn
 from ..config import ConfigError, configurable
 from ..layers import ShapeSpec
 from ..structures import Boxes
+from ..utils.absent import ROTATED, absent_names
 from ..utils.registry import Registry
 
 __all__ = ["ANCHOR_GENERATOR_REGISTRY", "DefaultAnchorGenerator", "build_anchor_generator", "cell_anchors"]
@@ -131,3 +132,9 @@ def build_anchor_generator(cfg, input_shape: List[ShapeSpec]) -> nn.Module:
         raise ConfigError(f"MODEL.ANCHOR_GENERATOR.NAME '{name}' is not registered. Registered: "
                           f"{sorted(k for k, _ in ANCHOR_GENERATOR_REGISTRY)}.")
     return ANCHOR_GENERATOR_REGISTRY.get(name)(cfg, input_shape)
+
+
+__getattr__ = absent_names(__name__, {
+    "RotatedAnchorGenerator": ROTATED,
+    "BufferList": "not provided; DefaultAnchorGenerator keeps its cell anchors as registered buffers.",
+})

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.ops import generalized_box_iou_loss
 
+from ..utils.absent import ONE_STAGE, ROTATED, absent_names
+
 __all__ = ["Box2BoxTransform", "box_regression_loss", "BOX_REG_LOSS_TYPES"]
 
 #: dw and dh are clamped to this before ``exp`` (a box grows at most 1000/16 times).
@@ -73,3 +75,6 @@ def box_regression_loss(
         pred_boxes = box2box_transform.apply_deltas(pred_deltas, src_boxes)
         return generalized_box_iou_loss(pred_boxes, gt_boxes, reduction="sum")
     raise ValueError(f"Unknown box regression loss type '{loss_type}'; use one of {BOX_REG_LOSS_TYPES}.")
+
+
+__getattr__ = absent_names(__name__, {"Box2BoxTransformRotated": ROTATED, "Box2BoxTransformLinear": ONE_STAGE})

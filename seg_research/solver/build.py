@@ -7,7 +7,8 @@ Optimizers and schedules are looked up by name in ``OPTIMIZER_REGISTRY`` and
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Optional, Set, Type
+from enum import Enum
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
 
 import torch
 from fvcore.common.param_scheduler import (
@@ -25,6 +26,7 @@ from .lr_scheduler import LRMultiplier, WarmupParamScheduler
 __all__ = [
     "OPTIMIZER_REGISTRY", "LR_SCHEDULER_REGISTRY", "NORM_MODULE_TYPES",
     "build_optimizer", "get_default_optimizer_params", "maybe_add_gradient_clipping", "build_lr_scheduler",
+    "GradientClipType", "reduce_param_groups",
 ]
 
 logger = logging.getLogger(__name__)
@@ -188,3 +190,28 @@ def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer) -> LRMult
         warmup_method=cfg.SOLVER.WARMUP_METHOD,
     )
     return LRMultiplier(optimizer, multiplier=multiplier, max_iter=cfg.SOLVER.MAX_ITER)
+
+
+class GradientClipType(str, Enum):
+    """``SOLVER.CLIP_GRADIENTS.CLIP_TYPE`` values."""
+
+    VALUE = "value"
+    NORM = "norm"
+
+
+def reduce_param_groups(params: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Merge optimizer param groups that have the same hyper-parameters (fewer groups, same optimisation).
+
+    A parameter listed in several groups takes the hyper-parameters of its last group (later
+    settings override earlier ones); the merged groups keep the order of first appearance.
+    """
+    per_param: Dict[int, Tuple[torch.nn.Parameter, Dict[str, Any]]] = {}
+    for group in params:
+        settings = {k: v for k, v in group.items() if k != "params"}
+        for param in group["params"]:
+            previous = per_param.get(id(param), (param, {}))[1]
+            per_param[id(param)] = (param, {**previous, **settings})
+    merged: Dict[Tuple[Tuple[str, Any], ...], List[torch.nn.Parameter]] = {}
+    for param, settings in per_param.values():
+        merged.setdefault(tuple(sorted(settings.items())), []).append(param)
+    return [{**dict(key), "params": group} for key, group in merged.items()]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_area, box_convert, box_iou, clip_boxes_to_image
 
-__all__ = ["BoxMode", "Boxes", "pairwise_intersection", "pairwise_iou", "pairwise_ioa", "pairwise_point_box_distance"]
+__all__ = ["BoxMode", "Boxes", "pairwise_intersection", "pairwise_iou", "pairwise_ioa", "pairwise_point_box_distance", "matched_pairwise_iou"]
 
 RawBoxType = Union[List[float], Tuple[float, ...], torch.Tensor, np.ndarray]
 
@@ -218,3 +218,18 @@ def pairwise_point_box_distance(points: torch.Tensor, boxes: Boxes) -> torch.Ten
     x, y = points[:, 0, None], points[:, 1, None]  # (N, 1)
     x0, y0, x1, y1 = boxes.tensor[None].unbind(dim=2)  # each (1, M)
     return torch.stack([x - x0, y - y0, x1 - x, y1 - y], dim=2)
+
+
+def matched_pairwise_iou(boxes1: Boxes, boxes2: Boxes) -> torch.Tensor:
+    """(N,) IoU of ``boxes1[i]`` with ``boxes2[i]`` (same N; 0 where the union is empty).
+
+    Raises:
+        ValueError: different numbers of boxes.
+    """
+    if len(boxes1) != len(boxes2):
+        raise ValueError(f"matched_pairwise_iou pairs boxes one to one: got {len(boxes1)} and {len(boxes2)} boxes.")
+    a, b = boxes1.tensor, boxes2.tensor
+    wh = (torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2])).clamp(min=0)
+    inter = wh[:, 0] * wh[:, 1]
+    union = boxes1.area() + boxes2.area() - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))

@@ -38,3 +38,15 @@ def absent_names(module_name: str, advice: Dict[str, str]) -> Callable[[str], No
         raise AttributeError(f"module '{module_name}' has no attribute '{name}'")
 
     return __getattr__
+
+
+# Advice shared by the modules that leave out a whole family of detectron2 features.
+KEYPOINTS = "keypoint detection is not supported (no keypoint head or keypoint annotations in seg_research)."
+ROTATED = "rotated boxes are not supported; boxes are axis-aligned XYXY (structures.Boxes, pairwise_iou)."
+ONE_STAGE = ("one-stage detectors (RetinaNet, FCOS) are not provided; use GeneralizedRCNN "
+             "(MODEL.META_ARCHITECTURE 'GeneralizedRCNN') or register your own in META_ARCH_REGISTRY.")
+MMDET = "mmdetection models are not wrapped; register your own module in BACKBONE_REGISTRY or META_ARCH_REGISTRY."
+CAFFE2 = ("Caffe2 Detectron (.pkl blob) weights and detectron2's model catalog are not supported; load detectron2 or "
+          "torchvision checkpoints with checkpoint.DetectionCheckpointer (it converts their layouts).")
+LVIS = ("LVIS datasets are not registered (no LVIS loader); convert LVIS to COCO json and use "
+        "data.datasets.register_coco_instances, then evaluation.LVISEvaluator.")

@@ -5,9 +5,10 @@ import functools
 import logging
 import os
 import sys
+import time
 from typing import Optional
 
-__all__ = ["setup_logger", "log_first_n"]
+__all__ = ["setup_logger", "log_first_n", "log_every_n", "log_every_n_seconds"]
 
 _FORMAT = "[%(asctime)s %(name)s %(levelname)s]: %(message)s"
 _DATEFMT = "%m/%d %H:%M:%S"
@@ -54,3 +55,29 @@ def log_first_n(level: int, msg: str, n: int = 1, name: str = "seg_research", ke
     _LOGGED_ONCE[k] = _LOGGED_ONCE.get(k, 0) + 1
     if _LOGGED_ONCE[k] <= n:
         logging.getLogger(name).log(level, msg)
+
+
+_CALL_COUNTS: dict = {}
+_LAST_LOGGED: dict = {}
+
+
+def _caller_key() -> tuple:
+    frame = sys._getframe(2)
+    return frame.f_code.co_filename, frame.f_lineno
+
+
+def log_every_n(level: int, msg: str, n: int = 1, name: str = "seg_research") -> None:
+    """Log ``msg`` on the 1st, (n+1)-th, (2n+1)-th, ... call from the same line of code."""
+    key = _caller_key()
+    _CALL_COUNTS[key] = _CALL_COUNTS.get(key, 0) + 1
+    if (_CALL_COUNTS[key] - 1) % n == 0:
+        logging.getLogger(name).log(level, msg)
+
+
+def log_every_n_seconds(level: int, msg: str, n: float = 1, name: str = "seg_research") -> None:
+    """Log ``msg`` from a line of code at most once every ``n`` seconds."""
+    key = _caller_key()
+    now = time.time()
+    if key not in _LAST_LOGGED or now - _LAST_LOGGED[key] >= n:
+        logging.getLogger(name).log(level, msg)
+        _LAST_LOGGED[key] = now

@@ -21,3 +21,10 @@ class Registry(_FvRegistry):
             return decorator
         self._do_register(name or obj.__name__, obj)
         return obj
+
+
+def locate(name: str) -> Any:
+    """The object at the dotted path ``name`` (``"torch.optim.SGD"``); see :func:`seg_research.config.instantiate.locate`."""
+    from ..config.instantiate import locate as _locate
+
+    return _locate(name)

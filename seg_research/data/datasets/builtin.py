@@ -49,6 +49,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 from seg_research.data.errors import DataError
 
+from ...utils.absent import LVIS, absent_names
 from .ade20k import register_all_ade20k
 from .cityscapes import register_all_cityscapes
 from .cityscapes_panoptic import register_all_cityscapes_panoptic
@@ -210,3 +211,6 @@ register_all_ade20k(get_datasets_root())
 register_all_cityscapes(get_datasets_root())
 register_all_cityscapes_panoptic(get_datasets_root())
 register_all_pascal_voc(get_datasets_root())
+
+
+__getattr__ = absent_names(__name__, {"register_all_lvis": LVIS})

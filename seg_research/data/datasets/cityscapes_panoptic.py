@@ -35,6 +35,7 @@ from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 from seg_research.data.errors import DataError
 from seg_research.data.record_checks import check_segments_info
 
+from ...utils.absent import absent_names
 from .cityscapes import CITYSCAPES_HINT
 from .coco import check_coco_images, read_json
 from .coco_panoptic import _convert_segment, _panoptic_annotations, panoptic_metadata
@@ -119,3 +120,9 @@ def register_all_cityscapes_panoptic(datasets_root: str) -> None:
             image_dir=image_dir, image_root=image_dir, gt_dir=gt_dir, panoptic_root=panoptic_root,
             panoptic_json=panoptic_json, evaluator_type="cityscapes_panoptic_seg", ignore_label=255,
             label_divisor=1000, **meta)
+
+
+__getattr__ = absent_names(__name__, {
+    "get_cityscapes_panoptic_files": "not provided; load_cityscapes_panoptic(image_dir, panoptic_root, "
+                                     "panoptic_json, metadata) returns the records with their file names.",
+})

@@ -27,9 +27,11 @@ from seg_research.data.record_checks import check_instance_annotation
 from seg_research.structures import BoxMode
 from seg_research.utils.file_io import PathManager
 
+from .coco_export import convert_to_coco_json
 from .paths import check_files_exist, resolve_under_root
 
-__all__ = ["read_json", "check_coco_images", "load_coco_json", "register_coco_instances", "load_sem_seg"]
+__all__ = ["read_json", "check_coco_images", "load_coco_json", "register_coco_instances", "load_sem_seg",
+           "convert_to_coco_json"]
 
 logger = logging.getLogger(__name__)
 

@@ -5,21 +5,54 @@ fvcore's transforms are re-exported so user code imports everything from here.
 from fvcore.transforms.transform import (
     BlendTransform,
     CropTransform,
+    GridSampleTransform,
     HFlipTransform,
     NoOpTransform,
     PadTransform,
+    ScaleTransform,
     Transform,
     TransformList,
     VFlipTransform,
 )
 
-from .augmentation import AugInput, Augmentation, AugmentationList, apply_augmentations
-from .augmentation_impl import RandomBrightness, RandomContrast, RandomCrop, RandomFlip, ResizeShortestEdge
-from .transform import ResizeTransform
+from ...utils.absent import absent_names
+from . import augmentation_impl, transform
+from .augmentation import (
+    AugInput,
+    Augmentation,
+    AugmentationList,
+    StandardAugInput,
+    TransformGen,
+    apply_augmentations,
+    apply_transform_gens,
+)
+from .augmentation_impl import (
+    RandomApply,
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomSaturation,
+    Resize,
+    ResizeShortestEdge,
+)
+from .transform import ColorTransform, PILColorTransform, ResizeTransform
 
 __all__ = [
     "Augmentation", "AugInput", "AugmentationList", "apply_augmentations",
     "ResizeShortestEdge", "RandomFlip", "RandomCrop", "RandomBrightness", "RandomContrast",
     "Transform", "TransformList", "NoOpTransform", "HFlipTransform", "VFlipTransform", "CropTransform",
-    "PadTransform", "BlendTransform", "ResizeTransform",
+    "PadTransform", "BlendTransform", "ResizeTransform", "ScaleTransform", "GridSampleTransform",
+    "ColorTransform", "PILColorTransform", "RandomSaturation", "Resize", "RandomApply",
+    "TransformGen", "StandardAugInput", "apply_transform_gens",
 ]
+
+
+def __getattr__(name: str):
+    """detectron2 transforms that are not provided: the advice of the module defining them."""
+    for module in (augmentation_impl, transform):
+        try:
+            return getattr(module, name)
+        except AttributeError:
+            continue
+    return absent_names(__name__, {})(name)

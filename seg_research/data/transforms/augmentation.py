@@ -13,7 +13,8 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from fvcore.transforms.transform import Transform, TransformList
 
-__all__ = ["Augmentation", "AugInput", "AugmentationList", "apply_augmentations"]
+__all__ = ["Augmentation", "AugInput", "AugmentationList", "apply_augmentations", "TransformGen", "StandardAugInput",
+           "apply_transform_gens"]
 
 
 class AugInput:
@@ -126,3 +127,9 @@ def apply_augmentations(augmentations: Sequence[Union[Augmentation, Transform]],
             f"Wrap the image: inputs = AugInput(image, sem_seg=...); then read inputs.image."
         )
     return inputs.apply_augmentations(augmentations)
+
+
+# detectron2's older names
+TransformGen = Augmentation
+StandardAugInput = AugInput
+apply_transform_gens = apply_augmentations

@@ -18,10 +18,12 @@ from fvcore.transforms.transform import (
 )
 from PIL import Image
 
+from ...utils.absent import absent_names
 from .augmentation import Augmentation
 from .transform import ResizeTransform
 
-__all__ = ["ResizeShortestEdge", "RandomFlip", "RandomCrop", "RandomBrightness", "RandomContrast"]
+__all__ = ["ResizeShortestEdge", "RandomFlip", "RandomCrop", "RandomBrightness", "RandomContrast", "RandomSaturation",
+           "Resize", "RandomApply"]
 
 
 class ResizeShortestEdge(Augmentation):
@@ -186,3 +188,50 @@ class RandomContrast(_RandomIntensity):
 
     def _reference(self, image: np.ndarray) -> float:
         return float(image.mean())
+
+
+class RandomSaturation(_RandomIntensity):
+    """Blend an RGB image with its grayscale version by w ~ U[intensity_min, intensity_max]
+    (w < 1 desaturates, w > 1 saturates)."""
+
+    def _reference(self, image: np.ndarray) -> np.ndarray:
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"RandomSaturation needs (H, W, 3) RGB images, got shape {image.shape}.")
+        return image.astype(np.float32).dot(np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
+
+
+class Resize(Augmentation):
+    """Resize every image to a fixed ``shape`` ((h, w), or one int for a square)."""
+
+    def __init__(self, shape: Union[int, Tuple[int, int]], interp: int = Image.Resampling.BILINEAR) -> None:
+        self.shape = (shape, shape) if isinstance(shape, int) else tuple(shape)
+        self.interp = interp
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        return ResizeTransform(image.shape[0], image.shape[1], self.shape[0], self.shape[1], self.interp)
+
+
+class RandomApply(Augmentation):
+    """Apply ``tfm_or_aug`` (an Augmentation or a fixed Transform) with probability ``prob``, else nothing."""
+
+    def __init__(self, tfm_or_aug: Union[Augmentation, Transform], prob: float = 0.5) -> None:
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"RandomApply: prob must be in [0, 1], got {prob}.")
+        self.tfm_or_aug = tfm_or_aug
+        self.prob = prob
+
+    def __call__(self, aug_input) -> Transform:
+        if self._rand_range() >= self.prob:
+            return NoOpTransform()
+        if isinstance(self.tfm_or_aug, Augmentation):
+            return self.tfm_or_aug(aug_input)
+        aug_input.transform(self.tfm_or_aug)
+        return self.tfm_or_aug
+
+
+_NOT_PROVIDED = "not provided; the augmentations here are ResizeShortestEdge, Resize, RandomFlip, RandomCrop, " \
+                "RandomBrightness, RandomContrast, RandomSaturation and RandomApply (write an Augmentation " \
+                "subclass for others)."
+__getattr__ = absent_names(__name__, {name: _NOT_PROVIDED for name in (
+    "RandomExtent", "RandomRotation", "RandomLighting", "FixedSizeCrop", "ResizeScale",
+    "RandomCrop_CategoryAreaConstraint")})

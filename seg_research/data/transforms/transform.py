@@ -5,14 +5,16 @@ Coordinates are absolute floating-point pixels: an image of shape (H, W) spans
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import cv2
 import numpy as np
 from fvcore.transforms.transform import CropTransform, Transform
 from PIL import Image
 
-__all__ = ["ResizeTransform"]
+from ...utils.absent import absent_names
+
+__all__ = ["ResizeTransform", "ColorTransform", "PILColorTransform"]
 
 
 class ResizeTransform(Transform):
@@ -109,3 +111,40 @@ def _crop_polygons(crop: CropTransform, polygons: List[np.ndarray]) -> List[np.n
 
 # fvcore's CropTransform.apply_polygons needs shapely, which is not a dependency.
 CropTransform.register_type("polygons", _crop_polygons)
+
+
+class ColorTransform(Transform):
+    """A photometric transform: ``op(image)`` on the image (an (H, W, C) array), geometry and
+    segmentations unchanged."""
+
+    def __init__(self, op: Callable[[np.ndarray], np.ndarray]) -> None:
+        if not callable(op):
+            raise TypeError(f"ColorTransform(op): op must be callable (image -> image), got {type(op).__name__}.")
+        super().__init__()
+        self._set_attributes(locals())
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        return self.op(img)
+
+    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
+        return coords
+
+    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
+        return segmentation
+
+    def inverse(self) -> Transform:
+        from fvcore.transforms.transform import NoOpTransform
+
+        return NoOpTransform()
+
+
+class PILColorTransform(ColorTransform):
+    """:class:`ColorTransform` whose ``op`` takes and returns a ``PIL.Image`` (e.g. a
+    ``PIL.ImageEnhance`` chain); the image is converted from and back to a uint8 array."""
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        return np.asarray(self.op(Image.fromarray(np.ascontiguousarray(img))))
+
+
+_NOT_PROVIDED = "not provided; write a fvcore Transform subclass (apply_image / apply_coords / apply_segmentation)."
+__getattr__ = absent_names(__name__, {"ExtentTransform": _NOT_PROVIDED, "RotationTransform": _NOT_PROVIDED})

@@ -11,6 +11,7 @@ from ...config import ConfigError, configurable
 from ...layers import ShapeSpec, conv_norm_relu
 from ...layers.deconv_predictor import deconv_relu_class_logits
 from ...structures import Instances
+from ...utils.absent import absent_names
 from ...utils.registry import Registry
 
 __all__ = ["ROI_MASK_HEAD_REGISTRY", "build_mask_head", "MaskRCNNConvUpsampleHead", "mask_rcnn_loss",
@@ -166,3 +167,9 @@ def build_mask_head(cfg, input_shape: ShapeSpec) -> nn.Module:
         raise ConfigError(f"MODEL.ROI_MASK_HEAD.NAME '{name}' is not registered. Registered: "
                           f"{sorted(k for k, _ in ROI_MASK_HEAD_REGISTRY)}.")
     return ROI_MASK_HEAD_REGISTRY.get(name)(cfg, input_shape)
+
+
+__getattr__ = absent_names(__name__, {
+    "BaseMaskRCNNHead": "no base class; register an nn.Module in ROI_MASK_HEAD_REGISTRY (see MaskRCNNConvUpsampleHead: "
+                        "forward(features, instances) adds pred_masks / returns loss_mask).",
+})

@@ -9,6 +9,7 @@ from torch import nn
 from ...config import ConfigError, configurable
 from ...layers import ShapeSpec
 from ...structures import Boxes, Instances, pairwise_iou
+from ...utils.absent import KEYPOINTS, absent_names
 from ...utils.registry import Registry
 from ..matcher import Matcher
 from ..poolers import ROIPooler
@@ -266,3 +267,15 @@ class StandardROIHeads(ROIHeads):
         else:
             boxes = [p.pred_boxes for p in instances]
         return self.mask_head(self.mask_pooler(feature_list, boxes), instances)
+
+
+_absent = absent_names(__name__, {"select_proposals_with_visible_keypoints": KEYPOINTS})
+
+
+def __getattr__(name: str):
+    """``Res5ROIHeads`` lives in ``res5_roi_heads`` (which imports this module)."""
+    if name == "Res5ROIHeads":
+        from .res5_roi_heads import Res5ROIHeads
+
+        return Res5ROIHeads
+    return _absent(name)

@@ -12,7 +12,17 @@ polygon ``[0, 0, 2, 0, 2, 2, 0, 2]`` therefore rasterizes to the 2x2 block of pi
 """
 from .bitmasks import BitMasks
 from .polygon_masks import PolygonMasks
-from .polygons import polygons_to_bitmask
+from .polygons import polygon_area, polygons_to_bitmask, rasterize_polygons_within_box
 from .rle import bitmask_to_rle, check_rle, rle_to_bitmask
 
-__all__ = ["BitMasks", "PolygonMasks", "polygons_to_bitmask", "rle_to_bitmask", "bitmask_to_rle", "check_rle"]
+__all__ = ["BitMasks", "PolygonMasks", "polygons_to_bitmask", "rle_to_bitmask", "bitmask_to_rle", "check_rle",
+           "polygon_area", "rasterize_polygons_within_box"]
+
+
+def __getattr__(name: str):
+    """``ROIMasks`` (structures.roi_masks imports this package), at detectron2's ``structures.masks`` path."""
+    if name == "ROIMasks":
+        from ..roi_masks import ROIMasks
+
+        return ROIMasks
+    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")

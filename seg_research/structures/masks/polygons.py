@@ -7,8 +7,10 @@ from typing import Any, Dict, List, Sequence, Union
 
 import numpy as np
 import pycocotools.mask as mask_util
+import torch
 
-__all__ = ["PolygonType", "as_polygon", "polygons_to_rle", "polygons_to_bitmask"]
+__all__ = ["PolygonType", "as_polygon", "polygons_to_rle", "polygons_to_bitmask", "polygon_area",
+           "rasterize_polygons_within_box"]
 
 PolygonType = Union[np.ndarray, Sequence[float]]
 
@@ -92,3 +94,23 @@ def polygons_to_bitmask(polygons: Sequence[PolygonType], height: int, width: int
     """
     checked = [as_polygon(p, f"polygon {j}") for j, p in enumerate(polygons)]
     return mask_util.decode(polygons_to_rle(checked, height, width)).astype(bool)
+
+
+def polygon_area(x: np.ndarray, y: np.ndarray) -> float:
+    """Area enclosed by the polygon of vertices ``(x[i], y[i])`` (shoelace formula; either orientation)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def rasterize_polygons_within_box(polygons: Sequence[PolygonType], box: np.ndarray, mask_size: int) -> torch.Tensor:
+    """(mask_size, mask_size) bool mask of ``polygons`` (absolute coordinates) cropped to ``box``
+    (XYXY absolute) and scaled to the mask: the Mask R-CNN training target of one instance."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    sx, sy = mask_size / max(x1 - x0, 0.1), mask_size / max(y1 - y0, 0.1)
+    scaled = []
+    for polygon in polygons:
+        p = as_polygon(polygon, "rasterize_polygons_within_box").astype(np.float64).copy()
+        p[0::2] = (p[0::2] - x0) * sx
+        p[1::2] = (p[1::2] - y0) * sy
+        scaled.append(p)
+    return torch.from_numpy(polygons_to_bitmask(scaled, mask_size, mask_size).astype(bool))

@@ -11,19 +11,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data.sampler import Sampler
 
-from ..utils import comm
+from ...utils import comm
 
 __all__ = [
     "TrainingSampler",
     "RepeatFactorTrainingSampler",
     "InferenceSampler",
-    "GroupedBatchSampler",
-    "PlainBatchSampler",
+    "RandomSubsetTrainingSampler",
 ]
 
 
@@ -90,6 +89,36 @@ class TrainingSampler(_EpochStreamSampler):
         return torch.arange(self._size)
 
 
+class RandomSubsetTrainingSampler(TrainingSampler):
+    """Like :class:`TrainingSampler`, but over one fixed random subset of the dataset, e.g. to
+    study training on a fraction of the data.
+
+    Args:
+        size: dataset length.
+        subset_ratio: fraction of the dataset kept, in (0, 1]; ``int(size * subset_ratio)`` images.
+        shuffle: shuffle the subset each epoch.
+        seed_shuffle: seed of the epochs' shuffling (``None``: a random seed agreed between ranks).
+        seed_subset: seed choosing the subset (``None``: a random seed agreed between ranks).
+    """
+
+    def __init__(self, size: int, subset_ratio: float, shuffle: bool = True, seed_shuffle: Optional[int] = None,
+                 seed_subset: Optional[int] = None) -> None:
+        if not 0.0 < subset_ratio <= 1.0:
+            raise ValueError(f"RandomSubsetTrainingSampler: subset_ratio must be in (0, 1], got {subset_ratio}.")
+        super().__init__(size, shuffle, seed_shuffle)
+        subset_size = int(size * subset_ratio)
+        if subset_size == 0:
+            raise ValueError(f"RandomSubsetTrainingSampler: subset_ratio {subset_ratio} of {size} images keeps none; "
+                             "raise subset_ratio.")
+        generator = torch.Generator()
+        generator.manual_seed(int(comm.shared_random_seed() if seed_subset is None else seed_subset))
+        self._subset = torch.randperm(size, generator=generator)[:subset_size]
+        self._size = subset_size  # the epochs permute positions in the subset
+
+    def _epoch_indices(self, epoch: int) -> torch.Tensor:
+        return self._subset[super()._epoch_indices(epoch)]
+
+
 class RepeatFactorTrainingSampler(_EpochStreamSampler):
     """Like :class:`TrainingSampler`, but image ``i`` appears ``repeat_factors[i]`` times per
     epoch on average (stochastic rounding each epoch), for class-imbalanced datasets (LVIS).
@@ -141,39 +170,3 @@ class InferenceSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self._local_indices)
-
-
-class PlainBatchSampler:
-    """Infinite batches of ``batch_size`` consecutive ``(position, index)`` items from a
-    training sampler."""
-
-    def __init__(self, sampler: _EpochStreamSampler, batch_size: int) -> None:
-        self.sampler = sampler
-        self.batch_size = batch_size
-
-    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
-        stream = self.sampler.iter_with_positions()
-        while True:
-            yield list(itertools.islice(stream, self.batch_size))
-
-
-class GroupedBatchSampler(PlainBatchSampler):
-    """Batches whose images share an aspect-ratio group (landscape vs portrait), so padding
-    wastes little. Batch composition depends only on the stream, so it is reproducible.
-
-    Args:
-        group_ids: group of each dataset index (e.g. 0 for w >= h, 1 otherwise).
-    """
-
-    def __init__(self, sampler: _EpochStreamSampler, group_ids: Sequence[int], batch_size: int) -> None:
-        super().__init__(sampler, batch_size)
-        self.group_ids = list(group_ids)
-
-    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
-        buckets: Dict[int, List[Tuple[int, int]]] = defaultdict(list)
-        for item in self.sampler.iter_with_positions():
-            bucket = buckets[self.group_ids[item[1]]]
-            bucket.append(item)
-            if len(bucket) == self.batch_size:
-                yield bucket[:]
-                del bucket[:]

@@ -1,0 +1,6 @@
+"""Rotated-box IoU: not provided (see ROTATED's advice)."""
+from ..utils.absent import ROTATED, absent_names
+
+__getattr__ = absent_names(__name__, {
+    "pairwise_iou_rotated": ROTATED,
+})

@@ -1,0 +1,7 @@
+"""Rotated boxes: not provided (see ROTATED's advice)."""
+from ..utils.absent import ROTATED, absent_names
+
+__getattr__ = absent_names(__name__, {
+    "RotatedBoxes": ROTATED,
+    "pairwise_iou": ROTATED,
+})
