@@ -14,6 +14,7 @@ model.backbone.bottom_up.depth = 18
 model.backbone.bottom_up.norm = "BN"
 model.backbone.bottom_up.freeze_at = 0
 model.backbone.out_channels = 64
+model.pixel_std = [57.375, 57.120, 58.395]  # from scratch: unit-variance input, as the YAML twin
 model.proposal_generator.anchor_generator.sizes = [[16], [32], [64], [128], [256]]
 model.proposal_generator.batch_size_per_image = 128
 model.proposal_generator.pre_nms_topk = (300, 300)

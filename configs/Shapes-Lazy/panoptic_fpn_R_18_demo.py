@@ -10,6 +10,7 @@ from .mask_rcnn_R_18_FPN_demo import model as _rcnn
 model.backbone = _rcnn.backbone
 model.proposal_generator = _rcnn.proposal_generator
 model.roi_heads = _rcnn.roi_heads
+model.pixel_std = _rcnn.pixel_std
 model.sem_seg_head.num_classes = 4  # "things", sky, ground, water
 model.sem_seg_head.conv_dims = 32
 # outputs are at the records' 256 x 256: COCO's 4096 pixels at ~800 px, scaled down

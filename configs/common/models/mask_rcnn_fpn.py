@@ -85,6 +85,6 @@ model = L(GeneralizedRCNN)(
         ),
     ),
     pixel_mean=[103.530, 116.280, 123.675],
-    pixel_std=[57.375, 57.120, 58.395],
+    pixel_std=[1.0, 1.0, 1.0],  # detectron2's: MSRA ImageNet weights take BGR 0-255 minus the mean
     input_format="BGR",
 )

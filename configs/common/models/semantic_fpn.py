@@ -24,5 +24,5 @@ model = L(SemanticSegmentor)(
         loss_weights=(1.0,),
     ),
     pixel_mean=_rcnn.pixel_mean,
-    pixel_std=_rcnn.pixel_std,
+    pixel_std=[57.375, 57.120, 58.395],  # trained from scratch: unit-variance input (as Base-SemanticFPN.yaml)
 )
