@@ -96,3 +96,27 @@ def test_default_predictor_demo(trained, tmp_path):
     run_script(tmp_path, "demo.py", "--config-file", CONFIG, "--input", *images, "--output", str(tmp_path / "demo"),
                "--confidence-threshold", "0.0", "--opts", "MODEL.WEIGHTS", str(out / "model_final.pth"))
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == sorted(os.path.basename(p) for p in images)
+
+
+def test_visualize_json_results_with_images_without_predictions(trained, tmp_path):
+    """Above every score: no image keeps a prediction, so each left half is the image itself."""
+    _, out = trained
+    results = out / "inference" / "shapes_val" / "coco_instances_results.json"
+    run_script(tmp_path, "visualize_json_results.py", "--input", str(results), "--output", str(tmp_path / "vis"),
+               "--dataset", "shapes_val", "--conf-threshold", "1.1")
+    from seg_research.data import DatasetCatalog
+
+    for dic in DatasetCatalog.get("shapes_val"):
+        drawn = cv2.imread(str(tmp_path / "vis" / os.path.basename(dic["file_name"])))
+        image = cv2.imread(dic["file_name"])
+        assert (drawn[:, : image.shape[1]] == image).all()
+
+
+def test_detectron2_module_paths_the_official_tools_import():
+    """Imports of detectron2's tools/visualize_data.py and demo/predictor.py that are not package-level."""
+    from seg_research.data.build import filter_images_with_few_keypoints
+    from seg_research.engine import DefaultPredictor as from_package
+    from seg_research.engine.defaults import DefaultPredictor
+    from seg_research.utils.video_visualizer import VideoVisualizer  # noqa: F401
+
+    assert DefaultPredictor is from_package and filter_images_with_few_keypoints([], 1) == []
