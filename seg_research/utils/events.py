@@ -51,6 +51,7 @@ class EventStorage:
         self._smoothing_hints: Dict[str, bool] = {}
         self._latest_scalars: Dict[str, Tuple[float, int]] = {}
         self._iter = int(start_iter)
+        self._vis_data: List[Tuple[str, torch.Tensor, int]] = []
 
     def put_scalar(self, name: str, value: Any, smoothing_hint: bool = True,
                    cur_iter: Optional[int] = None) -> None:
@@ -107,6 +108,26 @@ class EventStorage:
                 value = self._history[name].median(window_size)
             result[name] = (value, it)
         return result
+
+    def put_image(self, img_name: str, img_tensor: torch.Tensor) -> None:
+        """Queue an image for the writers that show images (TensorBoard) at the current iteration.
+
+        Args:
+            img_name: the image's tag.
+            img_tensor: (3, H, W) RGB, float in [0, 1] or uint8 in [0, 255].
+        """
+        if img_tensor.dim() != 3 or img_tensor.shape[0] != 3:
+            raise ValueError(f"put_image('{img_name}') takes a (3, H, W) RGB tensor; got shape {tuple(img_tensor.shape)}.")
+        self._vis_data.append((img_name, img_tensor.detach().cpu(), self._iter))
+
+    @property
+    def vis_data(self) -> List[Tuple[str, torch.Tensor, int]]:
+        """Images put since the last :meth:`clear_images`: ``(name, (3, H, W) tensor, iteration)``."""
+        return list(self._vis_data)
+
+    def clear_images(self) -> None:
+        """Drop the queued images (a writer calls it once it has written them)."""
+        self._vis_data = []
 
     @property
     def iter(self) -> int:
@@ -202,7 +223,8 @@ class JSONWriter(_NewEntriesWriter):
 
 
 class TensorboardXWriter(_NewEntriesWriter):
-    """Writes new scalars to TensorBoard event files in ``log_dir``."""
+    """Writes new scalars, and the images models put (``VIS_PERIOD``), to TensorBoard event files
+    in ``log_dir``."""
 
     def __init__(self, log_dir: str, window_size: int = 20, **summary_writer_kwargs: Any) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -214,6 +236,11 @@ class TensorboardXWriter(_NewEntriesWriter):
         for it, scalars in self._new_entries_by_iter().items():
             for name, value in scalars.items():
                 self._writer.add_scalar(name, value, it)
+        storage = get_event_storage()
+        for name, image, it in storage.vis_data:
+            self._writer.add_image(name, image, it)
+        # Images are large: once written they are dropped (scalars keep their history).
+        storage.clear_images()
         self._writer.flush()
 
     def close(self) -> None:

@@ -1,13 +1,17 @@
 """GeneralizedRCNN: backbone -> proposal generator -> ROI heads (Faster / Mask R-CNN)."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ...config import configurable
+from ...data.detection_utils import convert_image_to_rgb
 from ...structures import Instances
+from ...utils.events import get_event_storage
+from ...utils.visualizer import Visualizer
 from ..backbone import Backbone, build_backbone
 from ..image_input import ImageInputMixin, requested_size
 from ..postprocessing import detector_postprocess
@@ -49,18 +53,25 @@ class GeneralizedRCNN(ImageInputMixin, nn.Module):
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         input_format: Optional[str] = None,
+        vis_period: int = 0,
     ) -> None:
         """
         Args:
             backbone, proposal_generator, roi_heads: the three stages.
             pixel_mean, pixel_std: per-channel normalization, 0-255 scale, in ``input_format`` order.
-            input_format: channel order of the input images ("BGR", "RGB"), for documentation and tools.
+            input_format: channel order of the input images ("BGR", "RGB"), for documentation and
+                for :meth:`visualize_training`.
+            vis_period: every this many training iterations, put an image of the first input's GT
+                boxes beside its top proposals into the event storage (TensorBoard); 0 never.
         """
         super().__init__()
         self.backbone = backbone
         self.proposal_generator = proposal_generator
         self.roi_heads = roi_heads
         self.input_format = input_format
+        self.vis_period = vis_period
+        if vis_period > 0 and input_format is None:
+            raise ValueError("vis_period > 0 needs input_format (the channel order to draw the images in).")
         self.register_pixel_normalization(pixel_mean, pixel_std)
 
     @classmethod
@@ -73,7 +84,22 @@ class GeneralizedRCNN(ImageInputMixin, nn.Module):
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "input_format": cfg.INPUT.FORMAT,
+            "vis_period": cfg.VIS_PERIOD,
         }
+
+    #: Proposals drawn by :meth:`visualize_training` (the best ones).
+    num_vis_proposals = 20
+
+    def visualize_training(self, batched_inputs: List[Dict[str, Any]], proposals: List[Instances]) -> None:
+        """Put into the event storage one image: the first input with its GT boxes (left) and with
+        its :attr:`num_vis_proposals` best proposals (right), both on the network input."""
+        inputs, prop = batched_inputs[0], proposals[0]
+        image = convert_image_to_rgb(inputs["image"].permute(1, 2, 0), self.input_format)
+        gt = Visualizer(image).overlay_instances(boxes=inputs["instances"].gt_boxes).get_image()
+        boxes = prop.proposal_boxes[: self.num_vis_proposals].tensor.detach().cpu().numpy()
+        pred = Visualizer(image).overlay_instances(boxes=boxes).get_image()
+        both = np.concatenate((gt, pred), axis=1).transpose(2, 0, 1)
+        get_event_storage().put_image("Left: GT bounding boxes;  Right: Predicted proposals", torch.from_numpy(both))
 
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
         """Loss dict in training mode, per-image outputs otherwise (see the class doc)."""
@@ -88,6 +114,8 @@ class GeneralizedRCNN(ImageInputMixin, nn.Module):
         features = self.backbone(images.tensor)
         proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
         _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
+        if self.vis_period > 0 and get_event_storage().iter % self.vis_period == 0:
+            self.visualize_training(batched_inputs, proposals)
         return {**proposal_losses, **detector_losses}
 
     def inference(
