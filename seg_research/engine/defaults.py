@@ -156,6 +156,7 @@ class DefaultTrainer(TrainerBase):
         super().__init__()
         if not logging.getLogger("seg_research").handlers:  # default_setup was not called
             setup_logger()
+        cfg = self.auto_scale_workers(cfg, comm.get_world_size())
         self.cfg = cfg
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
@@ -222,6 +223,12 @@ class DefaultTrainer(TrainerBase):
             hooks.IterationTimer(),
             hooks.LRScheduler(),
         ]
+        if cfg.TEST.PRECISE_BN.ENABLED:
+            # Before checkpointing and evaluation, so that both see the recomputed statistics;
+            # its own loader, so that the training stream's position (and --resume) is unaffected.
+            ret.append(hooks.PreciseBN(cfg.TEST.EVAL_PERIOD, self.model,
+                                       self.build_train_loader(cfg, 0, self.data_stream.seed + 1),
+                                       cfg.TEST.PRECISE_BN.NUM_ITER))
         if comm.is_main_process():
             ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))
 
@@ -247,6 +254,41 @@ class DefaultTrainer(TrainerBase):
     def run_step(self) -> None:
         self._trainer.iter = self.iter
         self._trainer.run_step()
+
+    @staticmethod
+    def auto_scale_workers(cfg: CfgNode, num_workers: int) -> CfgNode:
+        """The config for ``num_workers`` processes when its solver was written for
+        ``SOLVER.REFERENCE_WORLD_SIZE`` of them (0: returned unchanged): detectron2's linear
+        scaling rule. With ``scale = num_workers / REFERENCE_WORLD_SIZE``, IMS_PER_BATCH and
+        BASE_LR are multiplied by it; MAX_ITER, WARMUP_ITERS, STEPS, TEST.EVAL_PERIOD and
+        SOLVER.CHECKPOINT_PERIOD divided by it (rounded), so that each image is seen as often and
+        each schedule point falls at the same epoch. Returns a new config; REFERENCE_WORLD_SIZE
+        becomes ``num_workers``, so scaling twice changes nothing."""
+        reference = cfg.SOLVER.REFERENCE_WORLD_SIZE
+        if reference == 0 or reference == num_workers:
+            return cfg
+        if cfg.SOLVER.IMS_PER_BATCH % reference != 0:
+            raise ValueError(f"SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} is not divisible by "
+                             f"SOLVER.REFERENCE_WORLD_SIZE {reference}: the per-process batch must be whole.")
+        scale = num_workers / reference
+        cfg = cfg.clone()
+        frozen = cfg.is_frozen()
+        cfg.defrost()
+        solver = cfg.SOLVER
+        solver.IMS_PER_BATCH = int(round(solver.IMS_PER_BATCH * scale))
+        solver.BASE_LR = solver.BASE_LR * scale
+        solver.MAX_ITER = int(round(solver.MAX_ITER / scale))
+        solver.WARMUP_ITERS = int(round(solver.WARMUP_ITERS / scale))
+        solver.STEPS = tuple(int(round(step / scale)) for step in solver.STEPS)
+        solver.CHECKPOINT_PERIOD = int(round(solver.CHECKPOINT_PERIOD / scale))
+        cfg.TEST.EVAL_PERIOD = int(round(cfg.TEST.EVAL_PERIOD / scale))
+        solver.REFERENCE_WORLD_SIZE = num_workers
+        logger.info(f"SOLVER.REFERENCE_WORLD_SIZE {reference} -> {num_workers} processes: IMS_PER_BATCH "
+                    f"{solver.IMS_PER_BATCH}, BASE_LR {solver.BASE_LR}, MAX_ITER {solver.MAX_ITER}, WARMUP_ITERS "
+                    f"{solver.WARMUP_ITERS}, STEPS {solver.STEPS}.")
+        if frozen:
+            cfg.freeze()
+        return cfg
 
     @classmethod
     def build_model(cls, cfg: CfgNode) -> nn.Module:

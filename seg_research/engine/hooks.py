@@ -1,26 +1,30 @@
 """Standard training hooks: timing, LR scheduling, checkpointing, evaluation, metric writing.
 
 Recommended registration order (the order they run in): ``IterationTimer``,
-``LRScheduler``, ``PeriodicCheckpointer``, ``EvalHook``, ``PeriodicWriter`` (last, so
-each write includes the lr and evaluation results of its iteration).
+``LRScheduler``, ``PreciseBN``, ``PeriodicCheckpointer``, ``EvalHook``, ``PeriodicWriter``
+(last, so each write includes the lr and evaluation results of its iteration). ``PreciseBN``
+comes before the checkpointer and the evaluation so that both see the recomputed statistics.
 """
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Sequence
 
 import torch
+from fvcore.nn.precise_bn import get_bn_modules, update_bn_stats
 
 from ..checkpoint import Checkpointer
 from ..checkpoint import PeriodicCheckpointer as _PeriodicCheckpointer
 from ..utils import comm
 from ..utils.absent import absent_names
-from ..utils.events import EventWriter, flatten_results_dict
+from ..utils.events import EventStorage, EventWriter, flatten_results_dict
 from .train_loop import HookBase, TrainerBase
 
-__all__ = ["CallbackHook", "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook"]
+__all__ = ["CallbackHook", "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook",
+           "PreciseBN"]
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +234,53 @@ class EvalHook(HookBase):
             self._do_eval()
 
 
+class PreciseBN(HookBase):
+    """Recomputes the statistics of the model's BatchNorm layers (those in training mode) as
+    their true average over ``num_iter`` training batches, every ``period`` iterations (0: never
+    periodically) and after the last iteration (TEST.PRECISE_BN, Wu & Johnson 2021).
+
+    A running mean with momentum follows the last few batches only, and those of a network
+    still changing; averaging over many batches of the final weights gives the statistics
+    evaluation should use. The model runs forward in training mode (no gradient, no optimizer
+    step); only BN buffers change. Must run on every process (each averages its own batches).
+    """
+
+    def __init__(self, period: int, model: torch.nn.Module, data_loader: Iterable, num_iter: int) -> None:
+        """
+        Args:
+            period: iterations between recomputations; 0 only after the last one.
+            model: the model being trained (its BN modules are found once, here).
+            data_loader: batches as the training loader gives them; iterated lazily, on first use.
+            num_iter: batches averaged per recomputation.
+        """
+        self._period = period
+        self._model = model
+        self._data_loader = data_loader
+        self._num_iter = num_iter
+        self._data_iter: Optional[Iterator] = None
+        self._bn_modules = get_bn_modules(model)
+        if not self._bn_modules:
+            logger.info("PreciseBN: the model has no BatchNorm layer in training mode; nothing to do.")
+
+    def after_step(self) -> None:
+        next_iter = self.trainer.iter + 1
+        is_final = next_iter == self.trainer.max_iter
+        if is_final or (self._period > 0 and next_iter % self._period == 0):
+            self.update_stats()
+
+    def update_stats(self) -> None:
+        """Recompute the BN statistics over the next ``num_iter`` batches of ``data_loader``."""
+        if not self._bn_modules:
+            return
+        if self._data_iter is None:
+            self._data_iter = iter(self._data_loader)
+        logger.info(f"PreciseBN: recomputing the statistics of {len(self._bn_modules)} BatchNorm layers over "
+                    f"{self._num_iter} batches ...")
+        # The model logs into an event storage during training forwards; keep those out of the run's.
+        with EventStorage(), torch.no_grad():
+            update_bn_stats(self._model, itertools.islice(self._data_iter, self._num_iter), self._num_iter)
+
+
 _PROFILER = ("not provided as a hook; wrap the steps you want with torch.profiler.profile(...) in a CallbackHook "
              "(before_step / after_step), or time them with tools/benchmark.py.")
 __getattr__ = absent_names(__name__, {
@@ -239,6 +290,4 @@ __getattr__ = absent_names(__name__, {
                         "printer already reports max_mem on CUDA).",
     "BestCheckpointer": "not provided; EvalHook writes each evaluation's metrics to metrics.json and "
                         "PeriodicCheckpointer keeps model_NNNNNNN.pth, so pick the best iteration from metrics.json.",
-    "PreciseBN": "not provided; recompute BatchNorm statistics with fvcore.nn.update_bn_stats(model, data_loader, "
-                 "num_iters) after training.",
 })
