@@ -10,7 +10,7 @@ from fvcore.common.config import CfgNode as _FvCfgNode
 
 from ..utils.file_io import PathManager
 
-__all__ = ["CfgNode", "ConfigError", "TUPLE_OF_NAMES_KEYS"]
+__all__ = ["CfgNode", "ConfigError", "TUPLE_OF_NAMES_KEYS", "global_cfg", "set_global_cfg"]
 
 # Keys whose value is a tuple of dataset names: a bare string here is the classic
 # detectron2 mistake (``("coco_val")`` is a string, not a tuple).
@@ -133,3 +133,34 @@ class CfgNode(_FvCfgNode):
                 f"names. Use a tuple: in YAML write `{short}: (\"{value}\",)` (note the comma) or "
                 f"`{short}: [\"{value}\"]`; on the command line pass {key} \"('{value}',)\"."
             )
+
+
+#: A process-wide config for code that cannot take one as an argument (detectron2's global_cfg):
+#: empty until :func:`set_global_cfg`. Prefer passing ``cfg``; this exists for research hacks.
+global_cfg = CfgNode()
+
+
+def set_global_cfg(cfg: CfgNode) -> None:
+    """Make :data:`global_cfg` hold ``cfg``'s keys and values (the same object stays in place, so
+    modules that imported ``global_cfg`` see the update)::
+
+        from seg_research.config import global_cfg, set_global_cfg
+        set_global_cfg(cfg)
+        ... global_cfg.MODEL.WEIGHTS ...
+    """
+    global_cfg.clear()
+    global_cfg.update(cfg)
+
+
+def __getattr__(name: str) -> Any:
+    # detectron2 defines get_cfg and configurable in config/config.py; here they live in
+    # defaults.py and configurable.py, which import this module, so they are looked up lazily.
+    if name == "get_cfg":
+        from .defaults import get_cfg
+
+        return get_cfg
+    if name == "configurable":
+        from .configurable import configurable
+
+        return configurable
+    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .config import ConfigError
 
-__all__ = ["instantiate", "locate", "target_to_string"]
+__all__ = ["instantiate", "locate", "target_to_string", "dump_dataclass"]
 
 TARGET_KEY = "_target_"
 
@@ -59,6 +59,24 @@ def target_to_string(obj: Callable) -> str:
             continue
     raise ConfigError(f"{module}.{qualname} does not import back to {obj!r} (is its module a config file?); "
                       "define the target in an importable module.")
+
+
+def dump_dataclass(obj: Any) -> dict:
+    """A dataclass instance as a ``_target_`` dict that :func:`instantiate` turns back into an
+    equal instance: ``{"_target_": "pkg.Class", field: value, ...}``, nested dataclasses (also in
+    lists and tuples) dumped the same way."""
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise TypeError(f"dump_dataclass takes a dataclass instance, got {obj!r}.")
+
+    def dump(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dump_dataclass(value)
+        if isinstance(value, (list, tuple)):
+            return [dump(v) for v in value]
+        return value
+
+    return {TARGET_KEY: target_to_string(type(obj)),
+            **{f.name: dump(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
 
 
 def _is_dataclass_config(cfg: Any) -> bool:

@@ -1,4 +1,6 @@
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -135,3 +137,43 @@ def test_configurable_function():
 
     cfg = get_cfg()
     assert f(cfg) == 40000 and f(cfg, scale=2) == 80000 and f(n=3) == 3
+
+
+@dataclasses.dataclass
+class _Inner:
+    x: int
+
+
+@dataclasses.dataclass
+class _Outer:
+    inner: _Inner
+    items: list
+    name: str = "o"
+
+
+def test_global_cfg_and_detectron2_paths():
+    from seg_research.config import global_cfg, set_global_cfg
+    from seg_research.config.config import configurable as configurable_at_d2_path
+    from seg_research.config.config import get_cfg as get_cfg_at_d2_path
+
+    assert configurable_at_d2_path is configurable and get_cfg_at_d2_path is get_cfg
+    cfg = get_cfg()
+    cfg.SOLVER.MAX_ITER = 123
+    set_global_cfg(cfg)
+    from seg_research.config import global_cfg as again
+
+    assert again is global_cfg and global_cfg.SOLVER.MAX_ITER == 123
+    set_global_cfg(get_cfg())
+    assert global_cfg.SOLVER.MAX_ITER == 40000
+
+
+def test_dump_dataclass_round_trips_through_instantiate():
+    from seg_research.config import instantiate
+    from seg_research.config.instantiate import dump_dataclass
+
+    dumped = dump_dataclass(_Outer(inner=_Inner(3), items=[_Inner(4)]))
+    assert dumped == {"_target_": f"{__name__}._Outer", "inner": {"_target_": f"{__name__}._Inner", "x": 3},
+                      "items": [{"_target_": f"{__name__}._Inner", "x": 4}], "name": "o"}
+    assert dataclasses.asdict(instantiate(dumped)) == {"inner": {"x": 3}, "items": [{"x": 4}], "name": "o"}
+    with pytest.raises(TypeError, match="dataclass instance"):
+        dump_dataclass(_Inner)

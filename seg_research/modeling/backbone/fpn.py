@@ -27,11 +27,14 @@ from torch import nn
 
 from ...config import ConfigError, configurable
 from ...layers import ShapeSpec, conv_norm_relu
+from ...utils.absent import ONE_STAGE, absent_names
 from .backbone import Backbone
 from .build import BACKBONE_REGISTRY
 from .resnet import ResNet
 
 __all__ = ["FPN", "LastLevelMaxPool", "build_resnet_fpn_backbone"]
+
+__getattr__ = absent_names(__name__, {"build_retinanet_resnet_fpn_backbone": ONE_STAGE})
 
 _FUSE_TYPES = ("sum", "avg")
 

@@ -23,10 +23,23 @@ from torchvision.models import resnet as tv_resnet
 
 from ...config import ConfigError, configurable
 from ...layers import ShapeSpec, convert_frozen_batchnorm, get_norm
+from ...utils.absent import absent_names
 from .backbone import Backbone
 from .build import BACKBONE_REGISTRY
 
-__all__ = ["ResNet", "build_resnet_backbone", "make_res5_stage", "convert_torchvision_resnet_state_dict"]
+__all__ = ["ResNet", "build_resnet_backbone", "make_res5_stage", "convert_torchvision_resnet_state_dict",
+           "TORCHVISION_STAGES_ADVICE"]
+
+#: What detectron2's hand-written ResNet parts (BasicStem, BottleneckBlock, make_stage, ...) are here.
+TORCHVISION_STAGES_ADVICE = (
+    "not provided: ResNet stages are torchvision's (torchvision.models.resnet.BasicBlock / Bottleneck), wrapped "
+    "by modeling.ResNet; backbone.resnet.make_res5_stage builds the C4 res5 head.")
+__getattr__ = absent_names(__name__, {
+    **{name: TORCHVISION_STAGES_ADVICE
+       for name in ("BasicBlock", "BasicStem", "BottleneckBlock", "ResNetBlockBase", "make_stage")},
+    "DeformBottleneckBlock": "deformable convolutions are not supported (MODEL.RESNETS.DEFORM_ON_PER_STAGE must "
+                             "stay False); torchvision.ops.DeformConv2d is available for a block of your own.",
+})
 
 # depth -> (torchvision block class, blocks per stage res2..res5), as torchvision's resnet18 .. resnet152 use
 _ARCHS: Dict[int, Tuple[Type[nn.Module], Tuple[int, int, int, int]]] = {

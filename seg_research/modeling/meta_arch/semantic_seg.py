@@ -11,10 +11,12 @@ from ...layers import ShapeSpec
 from ..backbone import Backbone, build_backbone
 from ..image_input import ImageInputMixin, requested_size
 from ..postprocessing import sem_seg_postprocess
-from ..sem_seg_heads import SemSegFPNHead, build_sem_seg_head
+from ..sem_seg_heads import SEM_SEG_HEADS_REGISTRY, SemSegFPNHead, build_sem_seg_head
 from .build import META_ARCH_REGISTRY
 
-__all__ = ["SemanticSegmentor"]
+# SEM_SEG_HEADS_REGISTRY, SemSegFPNHead and build_sem_seg_head live in ..sem_seg_heads; detectron2
+# defines them here, so they are importable from here too.
+__all__ = ["SemanticSegmentor", "SEM_SEG_HEADS_REGISTRY", "SemSegFPNHead", "build_sem_seg_head"]
 
 
 @META_ARCH_REGISTRY.register()
