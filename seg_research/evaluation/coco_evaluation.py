@@ -19,6 +19,7 @@ from ..utils import comm
 from ..utils.absent import absent_names
 from ..utils.file_io import atomic_write_json
 from .backend_selection import copy_with_backend
+from .box_proposals import evaluate_box_proposals
 from .evaluator import DatasetEvaluator, gather_predictions
 from .fast_eval_api import COCO_EVAL_BACKEND_REGISTRY, COCOEvalBackend, COCOPrecision, select_backend
 
@@ -197,7 +198,9 @@ class COCOEvaluator(DatasetEvaluator):
         self._predictions.append({"image_id": image_id, "instances": results})
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
-        """Keep ``{image_id, instances: [COCO result dicts]}`` per input whose output has ``instances``.
+        """Keep ``{image_id, instances: [COCO result dicts]}`` per input whose output has ``instances``,
+        and ``{image_id, proposal_boxes: [[x0, y0, x1, y1], ...]}`` (best first) per output with
+        ``proposals`` (ProposalNetwork), scored as ``box_proposals`` average recall.
 
         Raises:
             ValueError: an input without ``image_id``, ``segm`` requested but no ``pred_masks``,
@@ -206,11 +209,16 @@ class COCOEvaluator(DatasetEvaluator):
         """
         with_masks = "segm" in self._tasks
         for inp, out in zip(inputs, outputs):
-            if "instances" not in out:
+            if "instances" not in out and "proposals" not in out:
                 continue
             if "image_id" not in inp:
                 raise ValueError("COCOEvaluator needs each input's 'image_id' (the dataset dict's; DatasetMapper "
                                  "keeps it) to match predictions with the ground truth.")
+            if "proposals" in out:
+                boxes = out["proposals"].proposal_boxes.tensor.detach().cpu().tolist()
+                self._predictions.append({"image_id": inp["image_id"], "proposal_boxes": boxes})
+            if "instances" not in out:
+                continue
             instances = out["instances"]
             if with_masks:
                 self._check_masks(inp, instances)
@@ -234,6 +242,10 @@ class COCOEvaluator(DatasetEvaluator):
             predictions = gather_predictions(predictions, self._output_dir, prefix=SHARD_PREFIX)
             if predictions is None:
                 return None
+        proposals = [p for p in predictions if "proposal_boxes" in p]
+        predictions = [p for p in predictions if "instances" in p]
+        if proposals and not predictions:  # a ProposalNetwork: average recall only, as detectron2
+            return OrderedDict([("box_proposals", self._evaluate_box_proposals(proposals))])
         results = [r for p in predictions for r in p["instances"]]
         if self._output_dir:
             path = os.path.join(self._output_dir, RESULTS_FILE)
@@ -252,8 +264,17 @@ class COCOEvaluator(DatasetEvaluator):
                             f"inputs' image_id must be the ids of the dataset's COCO json.",
                             record=unknown[0])
         backend = COCO_EVAL_BACKEND_REGISTRY.get(self._backend)(coco_gt)
-        return OrderedDict((task, self._evaluate_task(backend, coco_gt, results, task, image_ids))
-                           for task in self._tasks)
+        metrics = OrderedDict((task, self._evaluate_task(backend, coco_gt, results, task, image_ids))
+                              for task in self._tasks)
+        if proposals:
+            metrics["box_proposals"] = self._evaluate_box_proposals(proposals)
+        return metrics
+
+    def _evaluate_box_proposals(self, proposals: List[Dict[str, Any]]) -> "OrderedDict[str, float]":
+        metrics = evaluate_box_proposals(self._load_ground_truth(), proposals)
+        logger.info(f"Proposal average recall on {len(proposals)} images:\n"
+                    + tabulate([list(metrics.values())], headers=list(metrics), tablefmt="pipe", floatfmt=".3f"))
+        return metrics
 
     def _load_ground_truth(self) -> COCO:
         """pycocotools index of the metadata ``json_file``, else of the converted dataset dicts."""
