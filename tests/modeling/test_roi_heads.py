@@ -154,6 +154,7 @@ def test_mask_head_layers_and_output_size():
 def _roi_heads_cfg():
     cfg = get_cfg()
     cfg.MODEL.MASK_ON = True
+    cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"  # detectron2's default is Res5ROIHeads (C4)
     cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3"]
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = 3
     cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
