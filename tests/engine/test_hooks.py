@@ -53,16 +53,37 @@ def test_hook_call_order_and_weak_trainer_reference():
         trainer.register_hooks([object()])
 
 
-def test_iteration_timer(caplog):
+class _Clock:
+    """A perf_counter that moves only when told: timings are exact, whatever the machine's load."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_iteration_timer(caplog, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(hooks.time, "perf_counter", clock)
     timer = hooks.IterationTimer()
-    trainer = _trainer([timer], sleep=0.01)
+    model = _Model()
+    forward = model.forward
+
+    def slow_forward(batch):  # each step takes 2.5 s of the fake clock; the hooks between steps 0.5 s
+        clock.now += 2.5
+        return forward(batch)
+
+    model.forward = slow_forward
+    pause = hooks.CallbackHook(after_step=lambda t: setattr(clock, "now", clock.now + 0.5))
+    trainer = _trainer([timer, pause], model=model)
     with caplog.at_level(logging.INFO, logger="seg_research.engine.hooks"):
         trainer.train(0, 3)
     times = trainer.storage.history("time").values()
-    assert [it for _, it in times] == [0, 1, 2]
-    assert all(0.01 <= t < 1.0 for t, _ in times)
-    assert "Overall training speed: 3 iterations in 0:00:00 (0.0" in caplog.text
-    assert "s / it)" in caplog.text and "Total training time: 0:00:00" in caplog.text
+    assert times == [(2.5, 0), (2.5, 1), (2.5, 2)]
+    assert "Overall training speed: 3 iterations in 0:00:07 (2.5000 s / it)" in caplog.text
+    # 9 s in all: 7.5 in steps, 1.5 in the hook that runs after the timer's after_step
+    assert "Total training time: 0:00:09 (0:00:01 on hooks)" in caplog.text
 
 
 class _RecordingWriter(EventWriter):

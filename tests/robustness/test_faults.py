@@ -73,8 +73,10 @@ def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path):
 
 # A small training run (linear regression, batches seeded by iteration, a checkpoint per step)
 # resumable like tools/train_net.py --resume: Checkpointer.resume_or_load + start at iteration + 1.
+# With pause_at, the run says "paused" after that iteration's step, before its checkpoint, and waits
+# on its stdin: the test kills it there, at a point it knows, whatever the machine's speed.
 _TRAIN = """
-    import sys, time, torch
+    import sys, torch
     from seg_research.checkpoint import Checkpointer
     from seg_research.engine import hooks
     from seg_research.engine.train_loop import HookBase, SimpleTrainer
@@ -94,20 +96,25 @@ _TRAIN = """
             x, y = batch
             return {"loss_mse": (self.fc(x) - y).square().mean()}
 
-    def train(out, resume, max_iter=12, delay=0.0):
+    def pause(trainer, at):
+        if trainer.iter == at:
+            print("paused", flush=True)
+            sys.stdin.readline()
+
+    def train(out, resume, max_iter=12, pause_at=-1):
         model = Model()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         checkpointer = Checkpointer(model, out, optimizer=optimizer)
         start = checkpointer.resume_or_load("", resume=resume).get("iteration", -1) + 1
         print("Resuming at iteration", start, flush=True)
         trainer = SimpleTrainer(model, batches(start), optimizer)
-        trainer.register_hooks([hooks.CallbackHook(after_step=lambda t: time.sleep(delay)),
+        trainer.register_hooks([hooks.CallbackHook(after_step=lambda t: pause(t, pause_at)),
                                 hooks.PeriodicCheckpointer(checkpointer, 1)])
         trainer.train(start, max_iter)
         return model
 
     if __name__ == "__main__":
-        train(sys.argv[1], sys.argv[2] == "resume", delay=float(sys.argv[3]))
+        train(sys.argv[1], sys.argv[2] == "resume", pause_at=int(sys.argv[3]))
 """
 
 
@@ -121,19 +128,21 @@ def test_kill_training_then_resume_and_fall_back_over_a_truncated_checkpoint(tmp
     expected = reference["train"](str(tmp_path / "uninterrupted"), resume=False).state_dict()
 
     out = tmp_path / "killed"
-    run = _python(_TRAIN, out, "fresh", 0.2)
-    deadline = time.time() + 60
-    while not (out / "model_0000004.pth").exists():  # SIGKILL at some point of iteration 5 or 6
-        assert time.time() < deadline and run.poll() is None, run.stderr.read()
-        time.sleep(0.01)
+    run = _python(_TRAIN, out, "fresh", 5, stdin=subprocess.PIPE)
+    lines = []
+    while "paused" not in lines:  # iteration 5 stepped, its checkpoint not written
+        line = run.stdout.readline()
+        assert line, f"the run ended before pausing: {lines} {run.stderr.read()[-3000:]}"
+        lines.append(line.strip())
     run.send_signal(signal.SIGKILL)
     run.wait(30)
     assert run.returncode == -signal.SIGKILL and not (out / "model_final.pth").exists()
     last = (out / "last_checkpoint").read_text()
+    assert last == "model_0000004.pth"
     data = (out / last).read_bytes()
     (out / last).write_bytes(data[: len(data) // 3])  # and the newest checkpoint is truncated
 
-    resumed = _python(_TRAIN, out, "resume", 0.0)
+    resumed = _python(_TRAIN, out, "resume", -1)
     stdout, stderr = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, stderr[-3000:]
     newest_complete = int(last[len("model_"):-len(".pth")]) - 1
