@@ -23,6 +23,27 @@ from .build import META_ARCH_REGISTRY
 __all__ = ["GeneralizedRCNN", "ProposalNetwork", "detector_postprocess"]
 
 
+def _backbone_and_rpn(cfg) -> dict:
+    """The constructor arguments GeneralizedRCNN and ProposalNetwork share, from ``cfg``."""
+    backbone = build_backbone(cfg)
+    return {
+        "backbone": backbone,
+        "proposal_generator": build_proposal_generator(cfg, backbone.output_shape()),
+        "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+        "pixel_std": cfg.MODEL.PIXEL_STD,
+        "input_format": cfg.INPUT.FORMAT,
+    }
+
+
+def _gt_instances(model: nn.Module, batched_inputs: List[Dict[str, Any]]) -> List[Instances]:
+    """Each input's ``instances`` on the model's device; a ValueError naming the inputs without any."""
+    missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
+    if missing:
+        raise ValueError(f"{type(model).__name__} training needs 'instances' in every input; inputs {missing} have "
+                         "none. Build the loader with a training DatasetMapper (is_train=True).")
+    return [x["instances"].to(model.device) for x in batched_inputs]
+
+
 @META_ARCH_REGISTRY.register()
 class GeneralizedRCNN(ImageInputMixin, nn.Module):
     """Faster R-CNN / Mask R-CNN.
@@ -76,16 +97,8 @@ class GeneralizedRCNN(ImageInputMixin, nn.Module):
 
     @classmethod
     def from_config(cls, cfg) -> dict:
-        backbone = build_backbone(cfg)
-        return {
-            "backbone": backbone,
-            "proposal_generator": build_proposal_generator(cfg, backbone.output_shape()),
-            "roi_heads": build_roi_heads(cfg, backbone.output_shape()),
-            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
-            "pixel_std": cfg.MODEL.PIXEL_STD,
-            "input_format": cfg.INPUT.FORMAT,
-            "vis_period": cfg.VIS_PERIOD,
-        }
+        ret = _backbone_and_rpn(cfg)
+        return {**ret, "roi_heads": build_roi_heads(cfg, ret["backbone"].output_shape()), "vis_period": cfg.VIS_PERIOD}
 
     #: Proposals drawn by :meth:`visualize_training` (the best ones).
     num_vis_proposals = 20
@@ -105,12 +118,8 @@ class GeneralizedRCNN(ImageInputMixin, nn.Module):
         """Loss dict in training mode, per-image outputs otherwise (see the class doc)."""
         if not self.training:
             return self.inference(batched_inputs)
-        missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
-        if missing:
-            raise ValueError(f"GeneralizedRCNN training needs 'instances' in every input; inputs {missing} have "
-                             "none. Build the loader with a training DatasetMapper (is_train=True).")
+        gt_instances = _gt_instances(self, batched_inputs)
         images = self.preprocess_image(batched_inputs)
-        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
         features = self.backbone(images.tensor)
         proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
         _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
@@ -167,26 +176,13 @@ class ProposalNetwork(ImageInputMixin, nn.Module):
 
     @classmethod
     def from_config(cls, cfg) -> dict:
-        backbone = build_backbone(cfg)
-        return {
-            "backbone": backbone,
-            "proposal_generator": build_proposal_generator(cfg, backbone.output_shape()),
-            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
-            "pixel_std": cfg.MODEL.PIXEL_STD,
-            "input_format": cfg.INPUT.FORMAT,
-        }
+        return _backbone_and_rpn(cfg)
 
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
         """Loss dict in training mode, per-image proposals otherwise (see the class doc)."""
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
-        gt_instances = None
-        if self.training:
-            missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
-            if missing:
-                raise ValueError(f"ProposalNetwork training needs 'instances' in every input; inputs {missing} "
-                                 "have none. Build the loader with a training DatasetMapper (is_train=True).")
-            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        gt_instances = _gt_instances(self, batched_inputs) if self.training else None
         proposals, losses = self.proposal_generator(images, features, gt_instances)
         if self.training:
             return losses
