@@ -22,9 +22,11 @@ $(STAMP): requirements.lock requirements-nodeps.lock setup.py
 test: setup
 	$(PYTHON) -m pytest -q
 
-# ruff (pinned in requirements.lock, configured in pyproject.toml) over the whole tree.
+# ruff (pinned in requirements.lock, configured in pyproject.toml) over the whole tree, then the import
+# contracts of the library's layers (import-linter, configured in pyproject.toml; README, Layout).
 lint: setup
 	$(PYTHON) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 demo: setup
 	$(PYTHON) tools/train_net.py --config-file $(DEMO_CONFIG) OUTPUT_DIR $(DEMO_OUTPUT)

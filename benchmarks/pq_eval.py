@@ -1,122 +1,154 @@
 #!/usr/bin/env python
-"""Throughput of panoptic quality evaluation: seg_research's vectorised scoring against a
-straightforward per-segment-pair implementation, on synthetic COCO panoptic files.
+"""Panoptic quality evaluation timed on generated COCO panoptic problems (:mod:`.panoptic_synthetic`).
+
+Two entry points share the problem, its PNG pairs and the decoding floor:
+
+* ``tools/benchmark.py --task pq`` (:func:`bench_pq`): ``pq_compute``'s work with each installed PQ backend,
+  one JSON record each, beside the floor: decoding the PNGs with our reader and nothing else;
+* this script: our ``pq_compute`` (the scoring path of ``COCOPanopticEvaluator.evaluate``), in process and
+  with a pool of ``--workers`` processes, against a straightforward per-segment-pair implementation
+  (:mod:`.pq_naive`, one process) and the floor; all must give the same statistics (checked)::
 
     python benchmarks/pq_eval.py                      # 1000 images of 480x640, ~20 segments each
     python benchmarks/pq_eval.py --num-images 3       # smoke run
 
-The ground truth and prediction PNGs + jsons are generated once into a temporary folder (not
-timed). Then, timing only evaluation (reading both PNGs of each image and scoring it):
-
-* ``ours``: :func:`seg_research.evaluation.panoptic_evaluation.pq_compute`, the scoring path of
-  ``COCOPanopticEvaluator.evaluate``, in process and with a pool of ``--workers`` processes;
-* ``naive``: one process; per image a dict of boolean masks per segment, and Python loops over
-  every (ground truth, prediction) segment pair computing intersections mask by mask;
-* ``read only``: just decoding the two PNGs per image, the floor of both.
-
-All implementations must give the same per-category statistics; the script checks it.
+The ground truth and prediction PNGs + jsons are generated once into a temporary folder, untimed; only
+evaluation (reading both PNGs of each image and scoring it) is timed.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from seg_research.data.detection_utils import read_panoptic_ids
-from seg_research.evaluation.panoptic_evaluation import PanopticCategories, pq_compute, pq_from_stats
-from seg_research.evaluation.panoptic_synthetic import CATEGORIES, synthetic_panoptic_problem
+if __package__ in (None, ""):  # run as a file: the package lives in the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.panoptic_synthetic import CATEGORIES, synthetic_panoptic_problem
+from benchmarks.pq_naive import PngPair, naive_pq
+from benchmarks.records import Timer, base_record, metrics_agreement
+from seg_research.data.image_io import read_panoptic_ids
+from seg_research.evaluation.fast_pq_api import (
+    FAST_PQ_BACKEND,
+    PQ_BACKEND_REGISTRY,
+    REFERENCE_PQ_BACKEND,
+    available_pq_backends,
+)
+from seg_research.evaluation.panoptic_quality import PanopticCategories, panoptic_problem, pq_compute, pq_from_stats
+from seg_research.evaluation.testing import max_metric_difference
+
+#: Size of the generated images (pixels) and ground truth segments drawn per image of ``--task pq``.
+HEIGHT, WIDTH, SEGMENTS = 480, 640, 20
+#: Largest metric difference between this script's implementations that counts as agreeing.
+AGREEMENT_ATOL = 1e-12
 
 
-# ----------------------------------------------------------------------------- the naive baseline
-def naive_image_stats(gt_ids: np.ndarray, gt_segments: Sequence[Mapping[str, Any]], pred_ids: np.ndarray,
-                      pred_segments: Sequence[Mapping[str, Any]], row_of: Mapping[int, int]) -> np.ndarray:
-    """(num_categories, 4) TP, FP, FN, IoU sum of one image, written as a straightforward implementation would."""
-    stats = np.zeros((len(row_of), 4))
-    gt_info = {s["id"]: s for s in gt_segments}
-    pred_info = {s["id"]: s for s in pred_segments}
-    gt_masks = {s["id"]: gt_ids == s["id"] for s in gt_segments}
-    pred_masks = {s["id"]: pred_ids == s["id"] for s in pred_segments}
-    void = gt_ids == 0
-    gt_area = {i: int(m.sum()) for i, m in gt_masks.items()}
-    pred_area = {i: int(m.sum()) for i, m in pred_masks.items()}
-    pred_void = {i: int((m & void).sum()) for i, m in pred_masks.items()}
-    gt_matched, pred_matched = set(), set()
-    for gid, gmask in gt_masks.items():
-        for pid, pmask in pred_masks.items():
-            intersection = int((gmask & pmask).sum())
-            if intersection == 0 or gt_info[gid].get("iscrowd", 0) == 1:
-                continue
-            if gt_info[gid]["category_id"] != pred_info[pid]["category_id"]:
-                continue
-            iou = intersection / (pred_area[pid] + gt_area[gid] - intersection - pred_void[pid])
-            if iou > 0.5:
-                row = row_of[gt_info[gid]["category_id"]]
-                stats[row, 0] += 1
-                stats[row, 3] += iou
-                gt_matched.add(gid)
-                pred_matched.add(pid)
-    crowd_of_category = {}
-    for gid, info in gt_info.items():
-        if gid in gt_matched:
-            continue
-        if info.get("iscrowd", 0) == 1:
-            crowd_of_category[info["category_id"]] = gid
-            continue
-        stats[row_of[info["category_id"]], 2] += 1
-    for pid, info in pred_info.items():
-        if pid in pred_matched:
-            continue
-        ignored = pred_void[pid]
-        if info["category_id"] in crowd_of_category:
-            ignored += int((pred_masks[pid] & gt_masks[crowd_of_category[info["category_id"]]]).sum())
-        if ignored / pred_area[pid] <= 0.5:
-            stats[row_of[info["category_id"]], 1] += 1
-    return stats
+# ----------------------------------------------------------------------------- the problem, shared
+def png_pairs(gt_json: str, pred_json: str) -> List[PngPair]:
+    """(gt PNG, gt segments_info, prediction PNG, prediction segments_info) per ground truth image, the PNGs
+    in the folders named as the jsons without ``.json`` (as :func:`synthetic_panoptic_problem` writes them)."""
+    def annotations(json_file: str) -> List[Dict[str, Any]]:
+        with open(json_file) as f:
+            return json.load(f)["annotations"]
+
+    gt_folder, pred_folder = os.path.splitext(gt_json)[0], os.path.splitext(pred_json)[0]
+    pred = {a["image_id"]: a for a in annotations(pred_json)}
+    return [(os.path.join(gt_folder, g["file_name"]), g["segments_info"],
+             os.path.join(pred_folder, pred[g["image_id"]]["file_name"]), pred[g["image_id"]]["segments_info"])
+            for g in annotations(gt_json)]
 
 
-def _png_pairs(root: str) -> List[Tuple[str, List[dict], str, List[dict]]]:
-    """(gt PNG, gt segments_info, prediction PNG, prediction segments_info) per image of ``root``."""
-    with open(os.path.join(root, "gt.json")) as f:
-        gt = json.load(f)["annotations"]
-    with open(os.path.join(root, "pred.json")) as f:
-        pred = {a["image_id"]: a for a in json.load(f)["annotations"]}
-    return [(os.path.join(root, "gt", g["file_name"]), g["segments_info"],
-             os.path.join(root, "pred", pred[g["image_id"]]["file_name"]), pred[g["image_id"]]["segments_info"])
-            for g in gt]
+def decode_pngs(pairs: Sequence[PngPair]) -> None:
+    """The floor of every implementation: decode both PNGs of each pair with our reader, nothing else."""
+    for gt_file, _, pred_file, _ in pairs:
+        read_panoptic_ids(gt_file)
+        read_panoptic_ids(pred_file)
 
 
-def naive_pq(root: str, categories: PanopticCategories) -> Dict[str, Any]:
-    """pq_compute's result, from the naive per-image statistics."""
-    row_of = {c: i for i, c in enumerate(categories.ids)}
-    stats = np.zeros((len(categories), 4))
-    for gt_file, gt_segments, pred_file, pred_segments in _png_pairs(root):
-        stats += naive_image_stats(read_panoptic_ids(gt_file), gt_segments, read_panoptic_ids(pred_file),
-                                   pred_segments, row_of)
-    return pq_from_stats(stats, categories)
+def segments_per_image(pairs: Sequence[PngPair]) -> Tuple[float, float]:
+    """Mean ground truth and predicted segments per image."""
+    return float(np.mean([len(p[1]) for p in pairs])), float(np.mean([len(p[3]) for p in pairs]))
 
 
-def read_only(root: str) -> None:
-    for gt_file, _, pred_file, _ in _png_pairs(root):
-        read_panoptic_ids(gt_file), read_panoptic_ids(pred_file)
+def as_metrics(results: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
+    """``{All|Things|Stuff|per_class: {metric: value}}`` of a ``pq_from_stats`` result (PQ, SQ, RQ), the
+    layout :func:`~seg_research.evaluation.testing.max_metric_difference` compares."""
+    metrics = {name: {k: results[name][k] for k in ("pq", "sq", "rq")} for name in ("All", "Things", "Stuff")}
+    metrics["per_class"] = {f"{cid}/{k}": v for cid, values in results["per_class"].items() for k, v in values.items()}
+    return metrics
 
 
-# ----------------------------------------------------------------------------- timing
+# ----------------------------------------------------------------------------- tools/benchmark.py --task pq
+def _threads(backend: str) -> int:
+    """Threads a backend scores with in this process: hotcoco's rayon pool (``RAYON_NUM_THREADS``, default
+    one per usable core), ours 1 (``num_workers=0``)."""
+    if backend != FAST_PQ_BACKEND:
+        return 1
+    return int(os.environ.get("RAYON_NUM_THREADS") or 0) or len(os.sched_getaffinity(0))
+
+
+def _scoring(backend: str, gt_json: str, pred_json: str) -> Callable[[], Dict[str, Any]]:
+    """One timed repetition: ``pq_compute(gt_json, pred_json, num_workers=0)``'s work with ``backend``
+    (read both jsons, score every image pair, PQ/SQ/RQ from the summed statistics)."""
+    def run() -> Dict[str, Any]:
+        pairs, categories = panoptic_problem(gt_json, pred_json)
+        return pq_from_stats(PQ_BACKEND_REGISTRY.get(backend)().stats(pairs, categories, 0), categories)
+    return run
+
+
+def bench_pq(args: argparse.Namespace, cfg: None, timer: Timer) -> List[Dict[str, Any]]:
+    """Seconds of ``pq_compute``'s work (one process: read both PNGs of each image and score it) with
+    each installed PQ backend (hotcoco on its threads, ours in process) and of decoding the same PNGs
+    with our reader (``read_panoptic_ids``) and nothing else, alternating; one record per backend
+    (``pq_backend``, ``pq_threads``, ``metrics_equal`` against ours: All/Things/Stuff and per-category
+    PQ, SQ, RQ within 1e-6) and one for the floor; ``images_per_s`` counts image pairs."""
+    with tempfile.TemporaryDirectory(prefix="benchmark_pq_") as root:
+        start = time.perf_counter()
+        gt_json, pred_json = synthetic_panoptic_problem(root, args.num_images, height=HEIGHT, width=WIDTH,
+                                                        segments=SEGMENTS, seed=args.seed)
+        generation_s = time.perf_counter() - start
+        pairs = png_pairs(gt_json, pred_json)
+        runs: Dict[str, Callable[[], Any]] = {name: _scoring(name, gt_json, pred_json)
+                                              for name in available_pq_backends()}
+        runs["decode_floor"] = lambda: decode_pngs(pairs)
+        results: Dict[str, Any] = {}
+        for i in range(args.warmup + args.iters):
+            for impl, fn in runs.items():
+                results[impl] = timer(impl, fn, record=i >= args.warmup)
+        gt_segments, pred_segments = segments_per_image(pairs)
+        problem = {"num_images": args.num_images, "image_size": [HEIGHT, WIDTH], "num_pngs": 2 * len(pairs),
+                   "gt_segments_per_image": round(gt_segments, 2), "pred_segments_per_image": round(pred_segments, 2),
+                   "generation_s": round(generation_s, 3), "unit": "s/run"}
+    records = []
+    reference = as_metrics(results[REFERENCE_PQ_BACKEND])
+    for impl in runs:
+        is_floor = impl == "decode_floor"
+        record = {**base_record(args, cfg, impl if is_floor else "pq_compute"), **timer.summary(impl),
+                  **timer.memory(impl), **problem}
+        record["images_per_s"] = round(args.num_images / record["median_s"], 2)
+        if is_floor:
+            record["pngs_per_s"] = round(2 * len(pairs) / record["median_s"], 2)
+        else:
+            summary = results[impl]["All"]  # fractions, over the categories with TP + FP + FN > 0
+            record.update(pq_backend=impl, pq_threads=_threads(impl), num_workers=0, pq=summary["pq"],
+                          sq=summary["sq"], rq=summary["rq"], categories=summary["n"],
+                          **metrics_agreement(as_metrics(results[impl]), reference))
+        records.append(record)
+    return records
+
+
+# ----------------------------------------------------------------------------- the script: ours vs naive
 def _timed(fn: Callable[[], Any]) -> Tuple[Any, float]:
     start = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - start
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal result dicts (to 1e-12; NaN, the mean over no category, equals NaN)."""
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return a == b or abs(a - b) <= 1e-12 or (np.isnan(a) and np.isnan(b))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -133,26 +165,26 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         (gt_json, pred_json), gen_time = _timed(
             lambda: synthetic_panoptic_problem(root, args.num_images, height=args.height, width=args.width,
                                                segments=args.segments, seed=args.seed))
-        pairs = _png_pairs(root)
-        print(f"{args.num_images} images of {args.height}x{args.width}, "
-              f"{np.mean([len(p[1]) for p in pairs]):.1f} ground truth and {np.mean([len(p[3]) for p in pairs]):.1f} "
-              f"predicted segments per image (generated in {gen_time:.1f} s, not timed)")
-        runs: List[Tuple[str, Callable[[], Any]]] = [
+        pairs = png_pairs(gt_json, pred_json)
+        gt_segments, pred_segments = segments_per_image(pairs)
+        print(f"{args.num_images} images of {args.height}x{args.width}, {gt_segments:.1f} ground truth and "
+              f"{pred_segments:.1f} predicted segments per image (generated in {gen_time:.1f} s, not timed)")
+        scorings: List[Tuple[str, Callable[[], Dict[str, Any]]]] = [
             ("ours, in process (TEST.PANOPTIC_NUM_WORKERS 0)", lambda: pq_compute(gt_json, pred_json))]
         if args.workers > 0:
-            runs.append((f"ours, pool of {args.workers} processes",
-                         lambda: pq_compute(gt_json, pred_json, num_workers=args.workers)))
-        runs += [("naive per-segment-pair loops, 1 process",
-                  lambda: naive_pq(root, PanopticCategories.from_json(CATEGORIES))),
-                 ("read only (PNG decoding, no scoring)", lambda: read_only(root))]
+            scorings.append((f"ours, pool of {args.workers} processes",
+                             lambda: pq_compute(gt_json, pred_json, num_workers=args.workers)))
+        scorings.append(("naive per-segment-pair loops, 1 process",
+                         lambda: naive_pq(pairs, PanopticCategories.from_json(CATEGORIES))))
         results = []
-        for name, fn in runs:
+        for name, fn in [*scorings, ("read only (PNG decoding, no scoring)", lambda: decode_pngs(pairs))]:
             result, seconds = _timed(fn)
             results.append(result)
             print(f"  {name:<48} {args.num_images / seconds:8.1f} images/s  ({seconds:.2f} s)")
-        if not all(_same(r, results[0]) for r in results[1:-1]):
-            raise SystemExit("The implementations disagree: " + json.dumps([r["All"] for r in results[:-1]]))
-        summary = results[0]["All"]
+        scored = results[:len(scorings)]
+        if any(max_metric_difference(as_metrics(r), as_metrics(scored[0])) > AGREEMENT_ATOL for r in scored[1:]):
+            raise SystemExit("The implementations disagree: " + json.dumps([r["All"] for r in scored]))
+        summary = scored[0]["All"]
         print(f"  all implementations agree: PQ {100 * summary['pq']:.3f}, SQ {100 * summary['sq']:.3f}, "
               f"RQ {100 * summary['rq']:.3f} over {summary['n']} categories")
 

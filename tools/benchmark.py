@@ -48,7 +48,7 @@ from the same weights: ``fp32``, or the forward pass under ``torch.autocast`` to
 
 ``--compare torchvision`` (train, inference; Mask R-CNN configs) also times
 ``torchvision.models.detection.MaskRCNN`` built with the config's architecture and sampling
-settings (``seg_research.utils.benchmark.torchvision_maskrcnn_from_cfg``) and started from the same weights, on the
+settings (``benchmarks.torchvision_twin.torchvision_maskrcnn_from_cfg``) and started from the same weights, on the
 same inputs, alternating the two implementations step by step in this process.
 """
 from __future__ import annotations
@@ -60,11 +60,15 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-import seg_research.data.datasets.builtin  # noqa: F401  (registers builtin datasets)
-from seg_research.config import CfgNode, ConfigError, get_cfg
-from seg_research.engine.amp import PRECISIONS
-from seg_research.utils.benchmark import BENCHMARKS, GENERATED_TASKS, Timer, emit
-from seg_research.utils.env import keep_freed_memory
+# The benchmark code is the repository's top-level ``benchmarks`` package, not part of the installed library.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import seg_research.data.datasets.builtin  # noqa: F401, E402  (registers builtin datasets)
+from benchmarks.records import Timer, emit  # noqa: E402
+from benchmarks.tasks import BENCHMARKS, GENERATED_TASKS  # noqa: E402
+from seg_research.config import CfgNode, ConfigError, get_cfg  # noqa: E402
+from seg_research.engine.amp import PRECISIONS  # noqa: E402
+from seg_research.utils.env import keep_freed_memory  # noqa: E402
 
 TASKS = tuple(BENCHMARKS)
 

@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from seg_research.checkpoint import Checkpointer
 from seg_research.config import CfgNode, LazyConfig, instantiate
 from seg_research.engine import default_argument_parser, hooks, launch
-from seg_research.engine.defaults import _check_output_dir_writable, default_writers
+from seg_research.engine.defaults import check_output_dir_writable, default_writers
 from seg_research.engine.train_loop import AMPTrainer, SimpleTrainer
 from seg_research.evaluation import inference_on_dataset, print_csv_format
 from seg_research.solver import LRMultiplier, maybe_add_gradient_clipping
@@ -58,7 +58,7 @@ def lazy_setup(cfg: DictConfig, args: argparse.Namespace) -> None:
     output_dir = cfg.train.output_dir
     rank = comm.get_rank()
     if comm.is_main_process():
-        _check_output_dir_writable(output_dir)
+        check_output_dir_writable(output_dir)
     comm.synchronize()
     setup_logger(output_dir, distributed_rank=rank)
     setup_logger(output_dir, distributed_rank=rank, name="fvcore")

@@ -36,7 +36,7 @@ from seg_research.config import get_cfg
 from seg_research.data import DataError, DatasetCatalog, MetadataCatalog
 from seg_research.data.build import build_detection_train_loader
 from seg_research.data.catalog import Metadata
-from seg_research.data.datasets.coco_panoptic import _convert_segment
+from seg_research.data.datasets.coco_panoptic import convert_segment
 from seg_research.data.detection_utils import read_image, read_panoptic_ids
 from seg_research.evaluation.coco_evaluation import RESULTS_FILE
 from seg_research.evaluation.panoptic_evaluation import PANOPTIC_PREDICTIONS_FILE
@@ -225,7 +225,7 @@ class _PanopticPanel:
         if ann is None:
             logger.warning(f"No panoptic prediction for {record['file_name']} in {self.path}.")
             return
-        segments = [_convert_segment(s, self.meta, self.path, ann["image_id"]) for s in ann["segments_info"]]
+        segments = [convert_segment(s, self.meta, self.path, ann["image_id"]) for s in ann["segments_info"]]
         for seg, raw in zip(segments, ann["segments_info"]):
             if "score" in raw:
                 seg["score"] = raw["score"]

@@ -17,14 +17,8 @@ from typing import Any, Callable, Collection, Dict, List, NamedTuple, Optional
 
 import torch
 from fvcore.common.checkpoint import Checkpointer as _FvCheckpointer
-from fvcore.common.checkpoint import (
-    PeriodicCheckpointer,
-    _filter_reused_missing_keys,
-    _group_checkpoint_keys,
-    _group_to_str,
-)
+from fvcore.common.checkpoint import PeriodicCheckpointer
 
-from ..modeling.backbone.resnet import convert_torchvision_resnet_state_dict
 from ..utils.file_io import PathManager, atomic_write_bytes, torch_save_atomic
 from .detectron2_layout import (
     convert_caffe2_resnet_state_dict,
@@ -32,8 +26,10 @@ from .detectron2_layout import (
     is_caffe2_resnet_state_dict,
     is_detectron2_state_dict,
 )
+from .key_report import drop_loaded_aliases, format_grouped_keys
 from .safe_pickle import UnsafePickleError, restricted_load
 from .torchvision_maskrcnn import convert_torchvision_maskrcnn_state_dict, is_torchvision_maskrcnn_state_dict
+from .torchvision_resnet import convert_torchvision_resnet_state_dict
 
 __all__ = ["Checkpointer", "CheckpointError", "PeriodicCheckpointer", "ForeignLayout", "FOREIGN_LAYOUTS"]
 
@@ -112,11 +108,6 @@ FOREIGN_LAYOUTS: List[ForeignLayout] = [
 _DETECTRON2_FILE_TAGS = ("__author__", "matching_heuristics")
 
 
-def _grouped_keys(keys: List[str]) -> str:
-    """``["a.b.weight", "a.b.bias"]`` -> ``"  a.b.{bias, weight}"`` (one line per module)."""
-    return "\n".join("  " + head + _group_to_str(tails) for head, tails in sorted(_group_checkpoint_keys(keys).items()))
-
-
 class Checkpointer(_FvCheckpointer):
     """fvcore's ``Checkpointer`` (``Checkpointer(model, save_dir, optimizer=..., scheduler=...,
     trainer=...)``; anything with ``state_dict``/``load_state_dict`` can be checkpointed) with:
@@ -130,13 +121,13 @@ class Checkpointer(_FvCheckpointer):
       named by ``last_checkpoint`` is unreadable;
     - a plain-text report of missing / unexpected / shape-mismatched model keys;
     - ``path`` may be ``detectron2://...`` or ``http(s)://...``: downloaded once into the cache of
-      :func:`~seg_research.checkpoint.download.resolve_weights`.
+      :func:`~seg_research.utils.download.resolve_weights`.
     """
 
     def __init__(self, model: torch.nn.Module, save_dir: str = "", *, save_to_disk: bool = True,
                  **checkpointables: Any) -> None:
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
-        # ours, not fvcore's: URLs and detectron2:// resolve through the download cache (checkpoint.download)
+        # ours, not fvcore's: URLs and detectron2:// resolve through the download cache (utils.download)
         self.path_manager = PathManager
         self.logger = logging.getLogger(__name__)
 
@@ -223,16 +214,16 @@ class Checkpointer(_FvCheckpointer):
                 f"Skipped '{key}': shape {tuple(shape_checkpoint)} in the checkpoint but {tuple(shape_model)} in "
                 "the model (e.g. a different NUM_CLASSES); it keeps its initial value."
             )
-        missing = [k for k in _filter_reused_missing_keys(self.model, incompatible.missing_keys) if k not in mismatched]
+        missing = [k for k in drop_loaded_aliases(self.model, incompatible.missing_keys) if k not in mismatched]
         if missing:
             self.logger.warning(
                 f"{len(missing)} model parameters/buffers are not in the checkpoint and keep their initial "
-                f"values:\n{_grouped_keys(missing)}"
+                f"values:\n{format_grouped_keys(missing)}"
             )
         if incompatible.unexpected_keys:
             self.logger.warning(
                 f"{len(incompatible.unexpected_keys)} checkpoint entries are not used by the model:\n"
-                f"{_grouped_keys(incompatible.unexpected_keys)}"
+                f"{format_grouped_keys(incompatible.unexpected_keys)}"
             )
 
     def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:

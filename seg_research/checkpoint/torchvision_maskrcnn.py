@@ -27,7 +27,7 @@ from typing import Collection, Dict, Mapping
 
 import torch
 
-from ..modeling.backbone.resnet import convert_torchvision_resnet_state_dict
+from .torchvision_resnet import convert_torchvision_resnet_state_dict
 
 __all__ = ["is_torchvision_maskrcnn_state_dict", "convert_torchvision_maskrcnn_state_dict"]
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, Iterable, List
 import yaml
 from fvcore.common.config import CfgNode as _FvCfgNode
 
+from ..utils.errors import ConfigError
 from ..utils.file_io import PathManager
 
 __all__ = ["CfgNode", "ConfigError", "TUPLE_OF_NAMES_KEYS", "global_cfg", "set_global_cfg"]
@@ -15,13 +16,6 @@ __all__ = ["CfgNode", "ConfigError", "TUPLE_OF_NAMES_KEYS", "global_cfg", "set_g
 # Keys whose value is a tuple of dataset names: a bare string here is the classic
 # detectron2 mistake (``("coco_val")`` is a string, not a tuple).
 TUPLE_OF_NAMES_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST")
-
-
-class ConfigError(KeyError, ValueError):
-    """A config key or value is invalid. Subclasses KeyError so yacs users' handlers still work."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 def _all_keys(node: "_FvCfgNode", prefix: str = "") -> List[str]:
@@ -34,7 +28,7 @@ def _all_keys(node: "_FvCfgNode", prefix: str = "") -> List[str]:
     return keys
 
 
-def _closest_key_hint(key: str, valid: Iterable[str]) -> str:
+def closest_key_hint(key: str, valid: Iterable[str]) -> str:
     valid = list(valid)
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     if not close:  # compare the last component only, e.g. MODEL.RESNET.DEPTH
@@ -94,7 +88,7 @@ class CfgNode(_FvCfgNode):
         for key in cfg_list[0::2]:
             if key not in valid:
                 raise ConfigError(
-                    f"Non-existent config key '{key}' on the command line.{_closest_key_hint(key, valid)}"
+                    f"Non-existent config key '{key}' on the command line.{closest_key_hint(key, valid)}"
                 )
         pairs = list(zip(cfg_list[0::2], cfg_list[1::2]))
         for key, value in pairs:
@@ -107,7 +101,7 @@ class CfgNode(_FvCfgNode):
         for key in _all_keys(other):
             if key not in valid:
                 raise ConfigError(
-                    f"Non-existent config key '{key}' in {source}.{_closest_key_hint(key, valid)}"
+                    f"Non-existent config key '{key}' in {source}.{closest_key_hint(key, valid)}"
                 )
         for key in TUPLE_OF_NAMES_KEYS:
             node, ok = other, True

@@ -13,27 +13,12 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ..utils.registry import locate
 from .config import ConfigError
 
 __all__ = ["instantiate", "locate", "target_to_string", "dump_dataclass"]
 
 TARGET_KEY = "_target_"
-
-
-def locate(name: str) -> Any:
-    """The object at the dotted path ``name`` (``"torch.optim.SGD"``, ``"pkg.mod.Class.method"``).
-
-    Raises:
-        ConfigError: nothing is importable at ``name``.
-    """
-    try:
-        obj = pydoc.locate(name)
-    except pydoc.ErrorDuringImport as e:
-        raise ConfigError(f"Cannot import '{name}': importing its module failed: {e.value!r}") from e
-    if obj is None:
-        raise ConfigError(f"Cannot locate '{name}': no importable module or attribute has that dotted path. "
-                          "Check the spelling, or that the package defining it is installed.")
-    return obj
 
 
 def target_to_string(obj: Callable) -> str:

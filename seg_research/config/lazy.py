@@ -28,7 +28,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..utils.file_io import PathManager, atomic_open
-from .config import ConfigError, _closest_key_hint
+from .config import ConfigError, closest_key_hint
 from .instantiate import TARGET_KEY, locate, target_to_string
 
 __all__ = ["LazyCall", "LazyConfig"]
@@ -291,10 +291,10 @@ class LazyConfig:
             if not isinstance(parent, DictConfig):
                 what = "does not exist" if parent is None else f"is a {type(parent).__name__}, not a config"
                 raise ConfigError(f"Override '{override}': '{parent_key}' {what}."
-                                  f"{_closest_key_hint(parent_key, _all_keys(cfg))}")
+                                  f"{closest_key_hint(parent_key, _all_keys(cfg))}")
             if leaf not in parent and not add and not _accepts_argument(parent, leaf):
                 raise ConfigError(f"Override '{override}': key '{key}' does not exist."
-                                  f"{_closest_key_hint(key, _all_keys(cfg))} Prefix it with '+' to add it.")
+                                  f"{closest_key_hint(key, _all_keys(cfg))} Prefix it with '+' to add it.")
             OmegaConf.update(cfg, key, _parse_override_value(text), merge=False, force_add=True)
         return cfg
 

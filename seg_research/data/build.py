@@ -330,8 +330,8 @@ def print_instances_class_histogram(dataset_dicts: List[dict], class_names: Sequ
     logger.info("Distribution of instances among all {} categories:\n{}".format(len(class_names), "\n".join(lines)))
 
 
-_ABSENT = {
+ABSENT_NAMES = {
     "load_proposals_into_dataset": "precomputed proposals are not supported (no MODEL.LOAD_PROPOSALS); the RPN "
                                    "computes proposals.",
 }
-__getattr__ = absent_names(__name__, _ABSENT)
+__getattr__ = absent_names(__name__, ABSENT_NAMES)

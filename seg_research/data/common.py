@@ -181,10 +181,10 @@ def _describe(record: Any) -> str:
     return f"a {type(record).__name__}"
 
 
-_ABSENT = {
+ABSENT_NAMES = {
     "ToIterableDataset": "not needed: build_detection_train_loader takes the list of dicts (or DatasetFromList) and "
                          "a sampler from data.samplers directly.",
     "AspectRatioGroupedDataset": "batches are grouped by aspect ratio by data.samplers.GroupedBatchSampler "
                                  "(DATALOADER.ASPECT_RATIO_GROUPING) inside build_batch_data_loader.",
 }
-__getattr__ = absent_names(__name__, _ABSENT)
+__getattr__ = absent_names(__name__, ABSENT_NAMES)

@@ -80,7 +80,7 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
     return parser
 
 
-def _check_output_dir_writable(output_dir: str) -> None:
+def check_output_dir_writable(output_dir: str) -> None:
     try:
         os.makedirs(output_dir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write_test"):
@@ -97,7 +97,7 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> No
     output_dir = cfg.OUTPUT_DIR
     rank = comm.get_rank()
     if comm.is_main_process():
-        _check_output_dir_writable(output_dir)
+        check_output_dir_writable(output_dir)
     comm.synchronize()
     log = setup_logger(output_dir, distributed_rank=rank)
     setup_logger(output_dir, distributed_rank=rank, name="fvcore")

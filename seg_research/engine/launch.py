@@ -201,7 +201,7 @@ def _init_and_run(
         ranks = list(range(machine * local_world_size, (machine + 1) * local_world_size))
         group = dist.new_group(ranks)
         if rank in ranks:
-            comm._LOCAL_PROCESS_GROUP = group
+            comm.set_local_process_group(group)
     os.environ["LOCAL_RANK"] = str(local_rank)
     comm.synchronize()
     main_func(*args)

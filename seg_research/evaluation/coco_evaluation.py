@@ -11,12 +11,12 @@ from pycocotools.coco import COCO
 from tabulate import tabulate
 
 from ..data.catalog import DatasetCatalog, MetadataCatalog
-from ..data.datasets.coco import _index_coco, read_json
+from ..data.datasets.coco import index_coco, read_json
 from ..data.datasets.coco_export import convert_to_coco_dict, convert_to_coco_json, dataset_id_mapper
-from ..data.errors import DataError
 from ..structures import BoxMode, Instances, bitmask_to_rle
 from ..utils import comm
 from ..utils.absent import absent_names
+from ..utils.errors import DataError
 from ..utils.file_io import atomic_write_json
 from .backend_selection import copy_with_backend
 from .box_proposals import evaluate_box_proposals
@@ -283,8 +283,8 @@ class COCOEvaluator(DatasetEvaluator):
             json_file = os.path.join(self._output_dir, f"{self._dataset_name}_coco_format.json")
             convert_to_coco_json(self._dataset_name, json_file, allow_cached=True)
         if json_file:
-            return _index_coco(read_json(json_file), json_file)
-        return _index_coco(convert_to_coco_dict(self._dataset_name), f"<dataset '{self._dataset_name}'>")
+            return index_coco(read_json(json_file), json_file)
+        return index_coco(convert_to_coco_dict(self._dataset_name), f"<dataset '{self._dataset_name}'>")
 
     def _evaluate_task(self, backend, coco_gt: COCO, results: List[Dict[str, Any]], task: str,
                        image_ids: List[Any]) -> "OrderedDict[str, float]":

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..utils.registry import Registry
 from . import backend_selection
-from .panoptic_quality import PanopticCategories, _accumulate, _ImagePair, _segment_ids
+from .panoptic_quality import ImagePair, PanopticCategories, accumulate_stats, segment_ids
 
 __all__ = ["PQ_BACKEND_REGISTRY", "PQBackend", "FAST_PQ_BACKEND", "REFERENCE_PQ_BACKEND", "select_pq_backend",
            "available_pq_backends"]
@@ -56,7 +56,7 @@ class PQBackend:
 
     module: str = ""
 
-    def stats(self, pairs: Sequence[_ImagePair], categories: PanopticCategories, num_workers: int = 0) -> np.ndarray:
+    def stats(self, pairs: Sequence[ImagePair], categories: PanopticCategories, num_workers: int = 0) -> np.ndarray:
         """float64 (len(categories), 4): TP, FP, FN and the sum of the matches' IoU per category (rows in
         ``categories`` order), summed over ``pairs``.
 
@@ -77,21 +77,21 @@ class SegResearchPQBackend(PQBackend):
 
     module = "numpy"
 
-    def stats(self, pairs: Sequence[_ImagePair], categories: PanopticCategories, num_workers: int = 0) -> np.ndarray:
-        return _accumulate(pairs, categories, num_workers)
+    def stats(self, pairs: Sequence[ImagePair], categories: PanopticCategories, num_workers: int = 0) -> np.ndarray:
+        return accumulate_stats(pairs, categories, num_workers)
 
 
-def _check_segments(pairs: Sequence[_ImagePair], categories: PanopticCategories) -> None:
+def _check_segments(pairs: Sequence[ImagePair], categories: PanopticCategories) -> None:
     """Ours' checks of the segments_info that hotcoco does not make: unique ids, known categories (DataError)."""
     for pair in pairs:
         for segments, listed, side, file_name in (
                 (pair.gt_segments, "Ground truth segments_info", "Ground truth", pair.gt_file),
                 (pair.pred_segments, "Predicted segments_info", "Prediction", pair.pred_file)):
-            _segment_ids(segments, listed, file_name, pair.image_id)
+            segment_ids(segments, listed, file_name, pair.image_id)
             categories.rows([int(s["category_id"]) for s in segments], side, file_name, pair.image_id)
 
 
-def _hotcoco_inputs(pairs: Sequence[_ImagePair], categories: PanopticCategories
+def _hotcoco_inputs(pairs: Sequence[ImagePair], categories: PanopticCategories
                     ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Ground truth and prediction as COCO panoptic dicts for hotcoco: image ids 0..N-1, absolute PNG
     paths as file names (folders ``/``), ground-truth segments without ``area``."""
@@ -117,7 +117,7 @@ class HotcocoPQBackend(PQBackend):
     def __init__(self) -> None:
         self._panoptic = importlib.import_module(f"{self.module}.panoptic")
 
-    def stats(self, pairs: Sequence[_ImagePair], categories: PanopticCategories, num_workers: int = 0) -> np.ndarray:
+    def stats(self, pairs: Sequence[ImagePair], categories: PanopticCategories, num_workers: int = 0) -> np.ndarray:
         if not pairs:
             return np.zeros((len(categories), 4), dtype=np.float64)
         _check_segments(pairs, categories)
@@ -128,7 +128,7 @@ class HotcocoPQBackend(PQBackend):
         except (ValueError, OSError) as e:
             logger.warning(f"Panoptic quality: hotcoco rejected the inputs ({e}); scoring them with "
                            f"{REFERENCE_PQ_BACKEND}, which names the file at fault.")
-            return _accumulate(pairs, categories, num_workers)
+            return accumulate_stats(pairs, categories, num_workers)
         per_class = evaluation.results()["per_class"]
         return np.array([[per_class[c][k] for k in ("tp", "fp", "fn", "iou")] for c in categories.ids],
                         dtype=np.float64).reshape(len(categories), 4)

@@ -19,21 +19,21 @@ from tabulate import tabulate
 from ..data.catalog import DatasetCatalog, MetadataCatalog
 from ..data.datasets.coco import read_json
 from ..data.detection_utils import write_panoptic_ids
-from ..data.errors import DataError
 from ..utils import comm
+from ..utils.errors import DataError
 from ..utils.file_io import PathManager, atomic_write_json
 from .backend_selection import copy_with_backend
 from .evaluator import DatasetEvaluator
 from .fast_pq_api import PQ_BACKEND_REGISTRY, select_pq_backend
 from .panoptic_quality import (
     VOID,
+    ImagePair,
     PanopticCategories,
-    _class_metrics,
-    _ImagePair,
-    _summary_table,
+    class_metrics,
     image_pq_stats,
     pq_compute,
     pq_from_stats,
+    summary_table,
 )
 
 __all__ = ["COCOPanopticEvaluator", "pq_compute", "pq_from_stats", "image_pq_stats", "PanopticCategories",
@@ -205,8 +205,8 @@ class COCOPanopticEvaluator(DatasetEvaluator):
                             file_name=file_name, record=image_id)
         return mapping[category]
 
-    def _pairs(self) -> List[_ImagePair]:
-        return [_ImagePair(p["image_id"], os.path.join(self._gt_root, p["file_name"]),
+    def _pairs(self) -> List[ImagePair]:
+        return [ImagePair(p["image_id"], os.path.join(self._gt_root, p["file_name"]),
                            self._gt_annotations[p["image_id"]]["segments_info"],
                            os.path.join(self._png_dir, p["file_name"]), p["segments_info"])
                 for p in self._predictions]
@@ -227,7 +227,7 @@ class COCOPanopticEvaluator(DatasetEvaluator):
         results = pq_from_stats(stats, self._categories)
         logger.info(f"Panoptic evaluation of {len(predictions)} images of '{self._dataset_name}' "
                     f"({self._backend}):\n"
-                    + _summary_table(results))
+                    + summary_table(results))
         return OrderedDict(panoptic_seg=self._percentages(results, stats))
 
     def _write_json(self, predictions: Iterable[Dict[str, Any]]) -> None:
@@ -245,7 +245,7 @@ class COCOPanopticEvaluator(DatasetEvaluator):
         for name, suffix in (("All", ""), ("Things", "_th"), ("Stuff", "_st")):
             for metric in ("pq", "sq", "rq"):
                 res[metric.upper() + suffix] = 100 * results[name][metric]
-        counted = _class_metrics(stats)[3]
+        counted = class_metrics(stats)[3]
         rows = []
         for i, (cid, name) in enumerate(zip(self._categories.ids, self._categories.names)):
             values = [100 * results["per_class"][cid][m] if counted[i] else float("nan") for m in ("pq", "sq", "rq")]

@@ -33,7 +33,7 @@ from tabulate import tabulate
 
 from ..data.datasets.coco import read_json
 from ..data.detection_utils import read_panoptic_ids
-from ..data.errors import DataError
+from ..utils.errors import DataError
 
 __all__ = ["pq_compute", "panoptic_problem", "pq_from_stats", "image_pq_stats", "PanopticCategories", "VOID"]
 
@@ -87,7 +87,7 @@ class PanopticCategories:
         return np.array([index[c] for c in category_ids], dtype=np.int64).reshape(-1)
 
 
-def _segment_ids(segments: Sequence[Mapping[str, Any]], what: str, file_name: Optional[str],
+def segment_ids(segments: Sequence[Mapping[str, Any]], what: str, file_name: Optional[str],
                  image_id: Any) -> np.ndarray:
     ids = np.array([int(s["id"]) for s in segments], dtype=np.int64).reshape(-1)
     unique, counts = np.unique(ids, return_counts=True)
@@ -166,8 +166,8 @@ def image_pq_stats(gt_ids: np.ndarray, gt_segments: Sequence[Mapping[str, Any]],
     _check_ids(gt_ids, "Ground truth", gt_file, image_id)
     _check_ids(pred_ids, "Prediction", pred_file, image_id)
     num_cats = len(categories)
-    g_ids = _segment_ids(gt_segments, "Ground truth segments_info", gt_file, image_id)
-    p_ids = _segment_ids(pred_segments, "Predicted segments_info", pred_file, image_id)
+    g_ids = segment_ids(gt_segments, "Ground truth segments_info", gt_file, image_id)
+    p_ids = segment_ids(pred_segments, "Predicted segments_info", pred_file, image_id)
     g_cat = categories.rows([int(s["category_id"]) for s in gt_segments], "Ground truth", gt_file, image_id)
     p_cat = categories.rows([int(s["category_id"]) for s in pred_segments], "Prediction", pred_file, image_id)
     g_crowd = np.array([bool(s.get("iscrowd", 0)) for s in gt_segments], dtype=bool).reshape(-1)
@@ -224,7 +224,7 @@ def image_pq_stats(gt_ids: np.ndarray, gt_segments: Sequence[Mapping[str, Any]],
 
 
 @dataclass(frozen=True)
-class _ImagePair:
+class ImagePair:
     """One image to score: ground truth and prediction PNGs with their segments_info (dataset category ids)."""
 
     image_id: Any
@@ -234,13 +234,13 @@ class _ImagePair:
     pred_segments: List[Dict[str, Any]]
 
 
-def _pair_stats(pair: _ImagePair, categories: PanopticCategories) -> np.ndarray:
+def _pair_stats(pair: ImagePair, categories: PanopticCategories) -> np.ndarray:
     return image_pq_stats(read_panoptic_ids(pair.gt_file), pair.gt_segments, read_panoptic_ids(pair.pred_file),
                           pair.pred_segments, categories, gt_file=pair.gt_file, pred_file=pair.pred_file,
                           image_id=pair.image_id)
 
 
-def _chunk_stats(chunk: Sequence[_ImagePair], categories: PanopticCategories) -> np.ndarray:
+def _chunk_stats(chunk: Sequence[ImagePair], categories: PanopticCategories) -> np.ndarray:
     """Sum of the statistics of ``chunk``, reading one image pair at a time."""
     stats = np.zeros((len(categories), 4), dtype=np.float64)
     for pair in chunk:
@@ -248,7 +248,7 @@ def _chunk_stats(chunk: Sequence[_ImagePair], categories: PanopticCategories) ->
     return stats
 
 
-def _accumulate(pairs: Sequence[_ImagePair], categories: PanopticCategories, num_workers: int) -> np.ndarray:
+def accumulate_stats(pairs: Sequence[ImagePair], categories: PanopticCategories, num_workers: int) -> np.ndarray:
     """Summed statistics of ``pairs``: in this process (``num_workers`` 0) or in a pool of
     ``num_workers`` processes over chunks of images (each holds one image pair at a time)."""
     if num_workers < 0:
@@ -265,7 +265,7 @@ def _accumulate(pairs: Sequence[_ImagePair], categories: PanopticCategories, num
     return stats
 
 
-def _class_metrics(stats: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def class_metrics(stats: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per category ``(PQ, SQ, RQ, counted)`` fractions; ``counted``: TP + FP + FN > 0 (others are 0)."""
     tp, fp, fn, iou = stats.T
     denom = tp + 0.5 * fp + 0.5 * fn
@@ -285,7 +285,7 @@ def pq_from_stats(stats: np.ndarray, categories: PanopticCategories) -> Dict[str
         "rq"}}}``; ``n`` counts the categories with TP + FP + FN > 0, over which the means are
         taken (NaN when ``n`` is 0); per-class values are 0 for categories not counted.
     """
-    pq, sq, rq, counted = _class_metrics(stats)
+    pq, sq, rq, counted = class_metrics(stats)
     isthing = np.array(categories.isthing, dtype=bool)
     results: Dict[str, Any] = {}
     for name, subset in (("All", np.ones_like(isthing)), ("Things", isthing), ("Stuff", ~isthing)):
@@ -299,14 +299,14 @@ def pq_from_stats(stats: np.ndarray, categories: PanopticCategories) -> Dict[str
     return results
 
 
-def _summary_table(results: Mapping[str, Any]) -> str:
+def summary_table(results: Mapping[str, Any]) -> str:
     rows = [[name, 100 * results[name]["pq"], 100 * results[name]["sq"], 100 * results[name]["rq"],
              results[name]["n"]] for name in ("All", "Things", "Stuff")]
     return tabulate(rows, headers=["", "PQ", "SQ", "RQ", "#categories"], tablefmt="pipe", floatfmt=".3f")
 
 
 def _json_pairs(gt_json: Mapping[str, Any], pred_json: Mapping[str, Any], gt_folder: str, pred_folder: str,
-                pred_json_file: str) -> List[_ImagePair]:
+                pred_json_file: str) -> List[ImagePair]:
     predictions = {ann["image_id"]: ann for ann in pred_json.get("annotations", [])}
     pairs = []
     for gt_ann in gt_json.get("annotations", []):
@@ -315,13 +315,13 @@ def _json_pairs(gt_json: Mapping[str, Any], pred_json: Mapping[str, Any], gt_fol
         if pred_ann is None:
             raise DataError(f"No prediction for image_id {image_id!r}: every image of the ground truth json needs "
                             f"an annotation in the prediction json.", file_name=pred_json_file, record=image_id)
-        pairs.append(_ImagePair(image_id, os.path.join(gt_folder, gt_ann["file_name"]), gt_ann["segments_info"],
+        pairs.append(ImagePair(image_id, os.path.join(gt_folder, gt_ann["file_name"]), gt_ann["segments_info"],
                                 os.path.join(pred_folder, pred_ann["file_name"]), pred_ann["segments_info"]))
     return pairs
 
 
 def panoptic_problem(gt_json_file: str, pred_json_file: str, gt_folder: Optional[str] = None,
-                     pred_folder: Optional[str] = None) -> Tuple[List[_ImagePair], PanopticCategories]:
+                     pred_folder: Optional[str] = None) -> Tuple[List[ImagePair], PanopticCategories]:
     """The image pairs to score (one per ground truth annotation, in its order) and the ground truth's
     categories of COCO panoptic files; arguments as :func:`pq_compute`'s.
 
@@ -356,8 +356,8 @@ def pq_compute(gt_json_file: str, pred_json_file: str, gt_folder: Optional[str] 
         DataError: an image without prediction, or inconsistent PNGs and segments_info.
     """
     pairs, categories = panoptic_problem(gt_json_file, pred_json_file, gt_folder, pred_folder)
-    results = pq_from_stats(_accumulate(pairs, categories, num_workers), categories)
-    logger.info(f"PQ of {len(pairs)} images of {gt_json_file}:\n{_summary_table(results)}")
+    results = pq_from_stats(accumulate_stats(pairs, categories, num_workers), categories)
+    logger.info(f"PQ of {len(pairs)} images of {gt_json_file}:\n{summary_table(results)}")
     return results
 
 

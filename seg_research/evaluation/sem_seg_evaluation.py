@@ -13,9 +13,9 @@ import torch.distributed as dist
 
 from ..data.catalog import MetadataCatalog
 from ..data.detection_utils import read_record_sem_seg
-from ..data.errors import DataError
 from ..structures import bitmask_to_rle
 from ..utils import comm
+from ..utils.errors import DataError
 from ..utils.file_io import atomic_open, atomic_write_json
 from .evaluator import DatasetEvaluator
 

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Tuple, Union
+from typing import Protocol, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from ..structures import Boxes
-
-__all__ = ["paste_masks_in_image"]
+__all__ = ["BoxesLike", "paste_masks_in_image"]
 
 
-def paste_masks_in_image(masks: torch.Tensor, boxes: Union[torch.Tensor, "Boxes"], image_shape: Tuple[int, int],
+class BoxesLike(Protocol):
+    """What is read of a ``structures.Boxes`` here (layers sit below structures): its (N, 4) ``tensor``."""
+
+    tensor: torch.Tensor
+
+
+def paste_masks_in_image(masks: torch.Tensor, boxes: Union[torch.Tensor, BoxesLike], image_shape: Tuple[int, int],
                          threshold: float = 0.5) -> torch.Tensor:
     """Resample each M×M mask onto the pixels of its box, with the box's exact (float) corners.
 

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from ..checkpoint import Checkpointer
-from ..checkpoint.download import DETECTRON2_URL_PREFIX
 from ..config import CfgNode, get_cfg
 from ..modeling import build_model
+from ..utils.download import DETECTRON2_URL_PREFIX
 
 __all__ = ["MODEL_ZOO_URLS", "get", "get_checkpoint_url", "get_config", "get_config_file", "list_configs"]
 
@@ -107,7 +107,7 @@ def get_config(config_path: str, trained: bool = False) -> CfgNode:
 
 def get(config_path: str, trained: bool = False, device: Optional[str] = None) -> nn.Module:
     """Build the model of ``config_path`` and load ``MODEL.WEIGHTS`` (downloaded once into the
-    weights cache, see :func:`seg_research.checkpoint.download.resolve_weights`).
+    weights cache, see :func:`seg_research.utils.download.resolve_weights`).
 
     Args:
         config_path: config name relative to ``configs/``.

@@ -19,7 +19,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from ..data.errors import DataError
+from ..utils.errors import DataError
 from ..utils.registry import Registry
 
 __all__ = [

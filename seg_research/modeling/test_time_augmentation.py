@@ -24,7 +24,7 @@ from ..config import CfgNode, configurable
 from ..data import transforms as T
 from ..data.detection_utils import read_image
 from ..structures import Boxes, Instances
-from .meta_arch import GeneralizedRCNN, PanopticFPN, SemanticSegmentor, TinySemSegNet
+from .meta_arch import GeneralizedRCNN, PanopticFPN, SemanticSegmentor
 from .meta_arch.rcnn import detector_postprocess
 from .roi_heads.fast_rcnn import fast_rcnn_inference_single_image
 
@@ -242,7 +242,6 @@ TTA_WRAPPERS: Dict[type, Optional[type]] = {
     PanopticFPN: None,
     GeneralizedRCNN: GeneralizedRCNNWithTTA,
     SemanticSegmentor: SemanticSegmentorWithTTA,
-    TinySemSegNet: SemanticSegmentorWithTTA,
 }
 
 

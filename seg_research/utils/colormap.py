@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import colorsys
 import functools
-from typing import Any, Sequence, Tuple
+from typing import Any, Protocol, Sequence, Tuple
 
 import numpy as np
 from matplotlib import colors as mpl_colors
 
-from ..data.catalog import Metadata
-
-__all__ = ["Color", "colormap", "random_color", "class_color", "shade_color", "scale_color", "to_rgb255"]
+__all__ = ["Color", "ClassColors", "colormap", "random_color", "class_color", "shade_color", "scale_color", "to_rgb255"]
 
 Color = Tuple[int, int, int]
+
+
+class ClassColors(Protocol):
+    """What :func:`class_color` reads of a ``data.catalog.Metadata`` (utils sit below data): ``get(key)``."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
 
 _PALETTE_SIZE = 78
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
@@ -55,7 +59,7 @@ def random_color(rgb: bool = False, maximum: int = 255) -> np.ndarray:
     return colormap(rgb=rgb, maximum=maximum)[np.random.randint(0, _PALETTE_SIZE)]
 
 
-def class_color(metadata: Metadata, class_id: int, thing: bool = True) -> Color:
+def class_color(metadata: ClassColors, class_id: int, thing: bool = True) -> Color:
     """RGB colour of a contiguous class id: ``thing_colors`` / ``stuff_colors`` of ``metadata``,
     else a fixed palette colour (same id, same colour; stuff hues offset from thing hues)."""
     colors = metadata.get("thing_colors" if thing else "stuff_colors")

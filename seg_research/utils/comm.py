@@ -8,11 +8,19 @@ import torch.distributed as dist
 
 __all__ = [
     "get_world_size", "get_rank", "get_local_rank", "get_local_size", "is_main_process",
-    "synchronize", "all_gather", "gather", "reduce_dict", "shared_random_seed",
+    "synchronize", "all_gather", "gather", "reduce_dict", "shared_random_seed", "set_local_process_group",
 ]
 
-# Set by engine.launch: the process group of the processes on this machine.
+# Set by engine.launch (set_local_process_group): the process group of the processes on this machine.
+# The name is detectron2's, which some user code reads.
 _LOCAL_PROCESS_GROUP: Optional[dist.ProcessGroup] = None
+
+
+def set_local_process_group(group: Optional[dist.ProcessGroup]) -> None:
+    """Make ``group`` (the processes on this machine) the group of :func:`get_local_rank` and
+    :func:`get_local_size`; ``engine.launch`` calls it once per process after creating the groups."""
+    global _LOCAL_PROCESS_GROUP
+    _LOCAL_PROCESS_GROUP = group
 
 
 def _ready() -> bool:

@@ -11,20 +11,20 @@ from typing import IO, Any, Iterator
 from iopath.common.file_io import PathHandler
 from iopath.common.file_io import PathManager as _PathManagerCls
 
+from .download import resolve_weights
+
 __all__ = ["PathManager", "atomic_open", "atomic_write_json", "atomic_write_bytes", "torch_save_atomic"]
 
 
 class _WeightsURLHandler(PathHandler):
     """``detectron2://``, ``http://`` and ``https://`` paths, read through their local copy in the
-    download cache (:func:`seg_research.checkpoint.download.resolve_weights`)."""
+    download cache (:func:`seg_research.utils.download.resolve_weights`)."""
 
     def _get_supported_prefixes(self) -> list:
         return ["detectron2://", "http://", "https://"]
 
     def _get_local_path(self, path: str, force: bool = False, **kwargs: Any) -> str:
         self._check_kwargs(kwargs)
-        from ..checkpoint.download import resolve_weights  # lazily: seg_research.checkpoint imports this module
-
         return resolve_weights(path)
 
     def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs: Any) -> IO:

@@ -1,11 +1,15 @@
-"""fvcore's Registry, with an optional explicit name: ``@REG.register(name="sem_seg")``."""
+"""fvcore's Registry, with an optional explicit name: ``@REG.register(name="sem_seg")``; :func:`locate` of a
+dotted path."""
 from __future__ import annotations
 
+import pydoc
 from typing import Any, Optional
 
 from fvcore.common.registry import Registry as _FvRegistry
 
-__all__ = ["Registry"]
+from .errors import ConfigError
+
+__all__ = ["Registry", "locate"]
 
 
 class Registry(_FvRegistry):
@@ -24,7 +28,17 @@ class Registry(_FvRegistry):
 
 
 def locate(name: str) -> Any:
-    """The object at the dotted path ``name`` (``"torch.optim.SGD"``); see :func:`seg_research.config.instantiate.locate`."""
-    from ..config.instantiate import locate as _locate
+    """The object at the dotted path ``name`` (``"torch.optim.SGD"``, ``"pkg.mod.Class.method"``); LazyConfig's
+    ``_target_`` strings resolve through it (``seg_research.config.instantiate.locate``).
 
-    return _locate(name)
+    Raises:
+        ConfigError: nothing is importable at ``name``.
+    """
+    try:
+        obj = pydoc.locate(name)
+    except pydoc.ErrorDuringImport as e:
+        raise ConfigError(f"Cannot import '{name}': importing its module failed: {e.value!r}") from e
+    if obj is None:
+        raise ConfigError(f"Cannot locate '{name}': no importable module or attribute has that dotted path. "
+                          "Check the spelling, or that the package defining it is installed.")
+    return obj

@@ -14,8 +14,8 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..data.datasets.mask_annotations import outer_polygons
 from ..structures import BitMasks, PolygonMasks, polygons_to_bitmask, rle_to_bitmask
+from ..structures.masks import outer_polygons
 
 __all__ = ["GenericMask", "convert_masks"]
 

@@ -14,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from seg_research.checkpoint import Checkpointer, download
-from seg_research.checkpoint.download import (
+from seg_research.checkpoint import Checkpointer
+from seg_research.utils import download
+from seg_research.utils.download import (
     DETECTRON2_URL_PREFIX,
     WeightsDownloadError,
     WeightsHashMismatchError,
@@ -298,3 +299,11 @@ def test_checkpointer_loads_model_weights_from_a_url_once(server, tmp_path, monk
         Checkpointer(model).load(path)
         assert torch.equal(model.weight, source.weight) and torch.equal(model.bias, source.bias)
     assert server.requests == ["/zoo/model_final.pth"]  # the second load read the cached file
+
+
+def test_checkpoint_download_keeps_detectron2_style_import_path():
+    """seg_research.checkpoint.download (the old home) re-exports the names of utils.download, the same objects."""
+    from seg_research.checkpoint import download as old_path
+
+    for name in old_path.__all__:
+        assert getattr(old_path, name) is getattr(download, name)

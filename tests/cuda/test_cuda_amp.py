@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import seg_research.data.datasets.builtin  # noqa: F401  (registers builtin datasets)
+from benchmarks.inputs import ours_input, synthetic_samples
 from seg_research.config import get_cfg
 from seg_research.engine import DefaultTrainer
 from seg_research.engine.train_loop import AMPTrainer
 from seg_research.modeling import build_model
-from seg_research.utils.benchmark import ours_input, synthetic_samples
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -6,6 +6,7 @@ torch then emulates it, slowly but with the same numerics.
 """
 import logging
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ from seg_research.structures import Boxes, Instances
 from seg_research.utils.env import seed_all_rng
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(REPO, "configs", "Shapes", "tiny_semseg_instant_test.yaml")
+TINY = os.path.join(REPO, "tests", "helpers", "configs", "tiny_semseg_instant_test.yaml")
+sys.path.insert(0, os.path.join(REPO, "tests", "helpers"))
+import tiny_semseg  # noqa: E402, F401  (registers TinySemSegNet, the model of the tiny configs)
 
 
 @pytest.fixture

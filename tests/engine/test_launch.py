@@ -13,8 +13,9 @@ import torch
 from seg_research.engine.launch import first_host_of_slurm_nodelist
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_NET = os.path.join(REPO, "tools", "train_net.py")
-CONFIG = os.path.join(REPO, "configs", "Shapes", "tiny_semseg_instant_test.yaml")
+# tools/train_net.py, run by tests/helpers/train_net.py, which registers the test model of CONFIG first.
+TRAIN_NET = os.path.join(REPO, "tests", "helpers", "train_net.py")
+CONFIG = os.path.join(REPO, "tests", "helpers", "configs", "tiny_semseg_instant_test.yaml")
 # The reference trains 1 process x batch 2 with BatchNorm; the distributed runs train
 # 2 processes x batch 1 with SyncBN, whose statistics cover the same global batch of 2.
 BN = ["MODEL.SEM_SEG_HEAD.NORM", "BN"]

@@ -1,5 +1,6 @@
 """TEST.PRECISE_BN (hooks.PreciseBN) and SOLVER.REFERENCE_WORLD_SIZE (DefaultTrainer.auto_scale_workers)."""
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from seg_research.engine import DefaultTrainer, hooks
 from seg_research.engine.train_loop import SimpleTrainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "helpers"))
+import tiny_semseg  # noqa: E402, F401  (registers TinySemSegNet, the model of the tiny configs)
 
 
 class _BNModel(nn.Module):
@@ -86,7 +89,7 @@ def test_auto_scale_workers_is_off_by_default_and_checks_divisibility():
 
 def test_default_trainer_runs_precise_bn_before_checkpointing_and_scales_to_its_world(tmp_path):
     cfg = get_cfg()
-    cfg.merge_from_file(os.path.join(REPO, "configs", "Shapes", "tiny_semseg_instant_test.yaml"))
+    cfg.merge_from_file(os.path.join(REPO, "tests", "helpers", "configs", "tiny_semseg_instant_test.yaml"))
     cfg.merge_from_list(["OUTPUT_DIR", str(tmp_path), "TEST.PRECISE_BN.ENABLED", True, "TEST.PRECISE_BN.NUM_ITER", 2,
                          "SOLVER.REFERENCE_WORLD_SIZE", 2, "SOLVER.IMS_PER_BATCH", 4, "SOLVER.MAX_ITER", 4,
                          "TEST.EVAL_PERIOD", 2, "DATASETS.TEST", "()"])

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_NET = os.path.join(REPO, "tools", "train_net.py")
-CONFIG = os.path.join(REPO, "configs", "Shapes", "tiny_semseg_instant_test.yaml")
+# tools/train_net.py, run by tests/helpers/train_net.py, which registers the test model of CONFIG first.
+TRAIN_NET = os.path.join(REPO, "tests", "helpers", "train_net.py")
+CONFIG = os.path.join(REPO, "tests", "helpers", "configs", "tiny_semseg_instant_test.yaml")
 
 
 def _run(args, **kwargs):

@@ -10,11 +10,11 @@ import pytest
 import torch
 from pycocotools import mask as mask_util
 
+from benchmarks.coco_synthetic import synthetic_coco_problem
 from seg_research.data import DatasetCatalog, MetadataCatalog
-from seg_research.data.datasets.coco import _index_coco
+from seg_research.data.datasets.coco import index_coco
 from seg_research.evaluation import COCOEvaluator
 from seg_research.evaluation.coco_evaluation import coco_metrics
-from seg_research.evaluation.coco_synthetic import synthetic_coco_problem
 from seg_research.evaluation.fast_eval_api import (
     COCO_EVAL_BACKEND_REGISTRY,
     FAST_BACKEND,
@@ -57,7 +57,7 @@ def test_generated_problem_has_the_hard_cases():
 @pytest.mark.parametrize("task", ["bbox", "segm"])
 def test_backends_agree_on_generated_problems(seed, max_dets, task):
     gt, results = _problem(seed)
-    coco_gt = _index_coco(gt, "<generated>")
+    coco_gt = index_coco(gt, "<generated>")
     drop = "segmentation" if task == "bbox" else "bbox"
     task_results = [{k: v for k, v in r.items() if k != drop} for r in results]
     image_ids = sorted(i["id"] for i in gt["images"])[5:]  # a subset, as COCOEvaluator evaluates seen images
@@ -80,7 +80,7 @@ def test_results_dicts_not_modified():
     task_results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
     before = json.dumps(task_results)
     for name in (REFERENCE_BACKEND, FAST_BACKEND):
-        COCO_EVAL_BACKEND_REGISTRY.get(name)(_index_coco(gt, "<generated>")).precision(
+        COCO_EVAL_BACKEND_REGISTRY.get(name)(index_coco(gt, "<generated>")).precision(
             task_results, "segm", [i["id"] for i in gt["images"]], [1, 10, 100])
     assert json.dumps(task_results) == before
 
@@ -146,7 +146,7 @@ def test_fallback_to_pycocotools_without_the_fast_package(generated_dataset, mon
     for task in ("bbox", "segm"):
         assert all(_same(res[task][k], v) for k, v in expected[task].items())
     with pytest.raises(ImportError):
-        COCO_EVAL_BACKEND_REGISTRY.get(FAST_BACKEND)(_index_coco(gt, "<generated>"))
+        COCO_EVAL_BACKEND_REGISTRY.get(FAST_BACKEND)(index_coco(gt, "<generated>"))
 
 
 def test_with_backend_copies_the_evaluator_and_coco_results_can_be_given_directly(generated_dataset):

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks.panoptic_synthetic import synthetic_panoptic_problem
 from seg_research.config import get_cfg
 from seg_research.data import DataError, DatasetCatalog, MetadataCatalog
 from seg_research.data.datasets import panoptic_metadata, register_coco_panoptic
@@ -19,8 +20,7 @@ from seg_research.evaluation.fast_pq_api import (
     available_pq_backends,
     select_pq_backend,
 )
-from seg_research.evaluation.panoptic_quality import PanopticCategories, _ImagePair, panoptic_problem, pq_from_stats
-from seg_research.evaluation.panoptic_synthetic import synthetic_panoptic_problem
+from seg_research.evaluation.panoptic_quality import ImagePair, PanopticCategories, panoptic_problem, pq_from_stats
 
 from .test_panoptic_evaluation import (
     CAR,
@@ -100,7 +100,7 @@ def _write_pairs(root, images):
         gt_file, pred_file = str(root / "gt" / f"{image_id}.png"), str(root / "pred" / f"{image_id}.png")
         write_panoptic_ids(gt_file, np.asarray(gt_map))
         write_panoptic_ids(pred_file, np.asarray(pred_map))
-        pairs.append(_ImagePair(image_id, gt_file, gt_segments, pred_file, pred_segments))
+        pairs.append(ImagePair(image_id, gt_file, gt_segments, pred_file, pred_segments))
     return pairs
 
 
@@ -138,7 +138,7 @@ def test_fast_backend_rejects_what_ours_rejects(tmp_path, change, message):
 def test_missing_png_is_reported_by_ours(tmp_path, caplog):
     categories = PanopticCategories.from_json(CATEGORIES)
     pair = _write_pairs(tmp_path, {1: (GT[1][0], _gt_segments(1), PRED[1][0], _pred_segments(1))})[0]
-    missing = _ImagePair(1, pair.gt_file, pair.gt_segments, str(tmp_path / "nowhere.png"), pair.pred_segments)
+    missing = ImagePair(1, pair.gt_file, pair.gt_segments, str(tmp_path / "nowhere.png"), pair.pred_segments)
     with caplog.at_level(logging.WARNING), pytest.raises(DataError, match="nowhere.png"):
         _stats(FAST_PQ_BACKEND, [missing], categories)
     assert f"scoring them with {REFERENCE_PQ_BACKEND}" in caplog.text

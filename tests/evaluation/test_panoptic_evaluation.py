@@ -291,7 +291,7 @@ def test_distributed_sums_statistics_and_gathers_json(dataset, tmp_path, monkeyp
     for image_id in (1, 2):
         rank0.process(_inputs(image_id), [_model_output(image_id)])
     rank1.process(_inputs(3), [_model_output(3)])
-    rank1_stats = panoptic_quality._accumulate(rank1._pairs(), rank1._categories, 0)
+    rank1_stats = panoptic_quality.accumulate_stats(rank1._pairs(), rank1._categories, 0)
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(panoptic_evaluation, "_all_reduce_sum", lambda stats: stats + rank1_stats)
     monkeypatch.setattr(comm, "is_main_process", lambda: False)

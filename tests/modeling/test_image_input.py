@@ -1,10 +1,16 @@
 """The input path shared by the meta-architectures (seg_research.modeling.image_input)."""
+import os
+import sys
+
 import pytest
 import torch
 from torch import nn
 
 from seg_research.modeling.image_input import ImageInputMixin, requested_size
-from seg_research.modeling.meta_arch import GeneralizedRCNN, PanopticFPN, SemanticSegmentor, TinySemSegNet
+from seg_research.modeling.meta_arch import GeneralizedRCNN, PanopticFPN, SemanticSegmentor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers"))
+from tiny_semseg import TinySemSegNet  # noqa: E402  (tests/helpers: the test model)
 
 
 class _Model(ImageInputMixin, nn.Module):

@@ -32,7 +32,12 @@ from seg_research.structures import Boxes, Instances, bitmask_to_rle, rle_to_bit
 from seg_research.utils.visualizer import VisImageWriter, Visualizer, read_panoptic_ids
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(REPO, "configs", "Shapes", "tiny_semseg_instant_test.yaml")
+CONFIG = os.path.join(REPO, "tests", "helpers", "configs", "tiny_semseg_instant_test.yaml")
+# Tools run through tests/helpers/run_tool.py, which registers the test model of CONFIG first.
+RUN_TOOL = os.path.join(REPO, "tests", "helpers", "run_tool.py")
+sys.path.insert(0, os.path.join(REPO, "tests", "helpers"))
+import tiny_semseg  # noqa: E402, F401  (registers TinySemSegNet, the model of the tiny configs)
+
 SEM = "shapes_val_sem_seg"
 GAP = 4
 
@@ -45,7 +50,7 @@ def _tool(name):
 
 
 def _run(tool, *args):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", f"{tool}.py"), *map(str, args)],
+    proc = subprocess.run([sys.executable, RUN_TOOL, os.path.join(REPO, "tools", f"{tool}.py"), *map(str, args)],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     return proc
 

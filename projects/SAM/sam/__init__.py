@@ -7,7 +7,7 @@
 - :func:`evaluate_sam_refinement`: a Mask R-CNN's masks vs SAM's masks prompted with its boxes,
   both scored by the COCOEvaluator.
 
-``tools/sam_annotate.py`` is the command line for the last two.
+``projects/SAM/sam_annotate.py`` is the command line for the last two.
 """
 from .annotate import annotate_coco_json, needs_mask
 from .build import SAM_CHECKPOINT_FILES, build_sam, default_sam_checkpoint

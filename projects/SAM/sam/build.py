@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from seg_research.checkpoint.download import get_cache_dir
+from seg_research.utils.download import get_cache_dir
 
 __all__ = ["SAM_CHECKPOINT_FILES", "default_sam_checkpoint", "build_sam", "import_segment_anything"]
 

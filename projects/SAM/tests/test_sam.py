@@ -1,11 +1,10 @@
 """The SAM project on a tiny SAM built from segment-anything's own modules (random weights, 64 px
-encoder): prompts -> Instances, the checkpoint error, tools/sam_annotate.py's json round trip (a new
+encoder): prompts -> Instances, the checkpoint error, sam_annotate.py's json round trip (a new
 json, the input untouched) and the refine evaluation."""
 import copy
 import hashlib
 import json
 import os
-import sys
 from functools import partial
 
 import numpy as np
@@ -22,8 +21,7 @@ from seg_research.evaluation import COCOEvaluator
 from seg_research.structures import BitMasks, Instances, rle_to_bitmask
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-import sam_annotate  # noqa: E402
+import sam_annotate  # noqa: E402  (projects/SAM, on sys.path through projects/conftest.py)
 
 
 def tiny_sam(seed=0):

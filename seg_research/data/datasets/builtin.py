@@ -55,8 +55,8 @@ from .cityscapes import register_all_cityscapes
 from .cityscapes_panoptic import register_all_cityscapes_panoptic
 from .coco import load_sem_seg, read_json, register_coco_instances
 from .coco_panoptic import (
-    _load_separated,
     load_coco_panoptic_json,
+    load_separated,
     panoptic_metadata,
     register_coco_panoptic,
     register_coco_panoptic_separated,
@@ -173,7 +173,7 @@ def _load_coco_panoptic(name: str, image_root: str, panoptic_root: str, panoptic
 def _load_coco_panoptic_separated(name: str, image_root: str, panoptic_root: str, panoptic_json: str,
                                   sem_seg_root: str, instances_json: str) -> List[Dict[str, Any]]:
     metadata = _json_class_metadata(name, panoptic_json, separated=True)
-    return _load_separated(name, metadata, image_root, panoptic_root, panoptic_json, sem_seg_root, instances_json,
+    return load_separated(name, metadata, image_root, panoptic_root, panoptic_json, sem_seg_root, instances_json,
                            allow_outside_root=False)
 
 

@@ -38,7 +38,7 @@ from seg_research.data.record_checks import check_segments_info
 from ...utils.absent import absent_names
 from .cityscapes import CITYSCAPES_HINT
 from .coco import check_coco_images, read_json
-from .coco_panoptic import _convert_segment, _panoptic_annotations, panoptic_metadata
+from .coco_panoptic import convert_segment, panoptic_annotations, panoptic_metadata
 from .paths import check_dirs_exist, check_files_exist, resolve_under_root
 
 __all__ = ["CITYSCAPES_PANOPTIC_CATEGORIES", "load_cityscapes_panoptic", "register_all_cityscapes_panoptic"]
@@ -77,7 +77,7 @@ def load_cityscapes_panoptic(image_dir: str, panoptic_root: str, panoptic_json: 
         raise DataError(f"Cityscapes panoptic json not found. {_PREPARE}", file_name=panoptic_json)
     data = read_json(panoptic_json)
     images = check_coco_images(data, panoptic_json)
-    anns = _panoptic_annotations(data, panoptic_json)
+    anns = panoptic_annotations(data, panoptic_json)
     unmatched = sorted(images.keys() ^ anns.keys(), key=str)
     if unmatched:
         raise DataError(f"{len(unmatched)} image id(s) appear in only one of 'images' and 'annotations', e.g. "
@@ -86,7 +86,7 @@ def load_cityscapes_panoptic(image_dir: str, panoptic_root: str, panoptic_json: 
     for image_id in sorted(images, key=str):
         image, ann = images[image_id], anns[image_id]
         city = str(image_id).split("_")[0]
-        segments_info = [_convert_segment(s, meta, panoptic_json, image_id) for s in ann["segments_info"]]
+        segments_info = [convert_segment(s, meta, panoptic_json, image_id) for s in ann["segments_info"]]
         check_segments_info(segments_info, file_name=panoptic_json, record=image_id)
         records.append({
             "file_name": resolve_under_root(image_dir, os.path.join(city, f"{image_id}_leftImg8bit.png"),

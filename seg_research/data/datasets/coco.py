@@ -128,7 +128,7 @@ def _check_instances_json(data: Any, json_file: str) -> None:
                   record=ann["id"])
 
 
-def _index_coco(data: Dict[str, Any], json_file: str) -> COCO:
+def index_coco(data: Dict[str, Any], json_file: str) -> COCO:
     """Build pycocotools' index over already-parsed ``data`` (its prints silenced), checking ids."""
     _check_instances_json(data, json_file)
     repeated = [i for i, n in Counter(a.get("id") for a in data.get("annotations", [])).items() if n > 1]
@@ -214,7 +214,7 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
             ``categories``, duplicate image/category/annotation ids, an annotation of an
             unknown image, an image path leaving ``image_root``, or image files missing on disk.
     """
-    coco = _index_coco(read_json(json_file), json_file)
+    coco = index_coco(read_json(json_file), json_file)
     id_map = _contiguous_category_map(coco, json_file, dataset_name)
     keys = ["bbox", "iscrowd"] + list(extra_annotation_keys or [])
     dropped_polygons = dropped_annotations = 0

@@ -93,7 +93,7 @@ def _check_separated(metadata: Mapping[str, Any]) -> None:
         )
 
 
-def _panoptic_annotations(data: Dict[str, Any], json_file: str) -> Dict[Any, Dict[str, Any]]:
+def panoptic_annotations(data: Dict[str, Any], json_file: str) -> Dict[Any, Dict[str, Any]]:
     """``{image_id: annotation}`` after checking each annotation's ``image_id`` (unique int or
     str), ``file_name`` (str) and ``segments_info`` (list of dicts with an int ``category_id``)."""
     def fail(problem: str, image_id: Any) -> None:
@@ -119,7 +119,7 @@ def _panoptic_annotations(data: Dict[str, Any], json_file: str) -> Dict[Any, Dic
     return anns
 
 
-def _convert_segment(seg: Dict[str, Any], meta: Mapping[str, Any], json_file: str, image_id: Any) -> Dict[str, Any]:
+def convert_segment(seg: Dict[str, Any], meta: Mapping[str, Any], json_file: str, image_id: Any) -> Dict[str, Any]:
     thing_map = meta["thing_dataset_id_to_contiguous_id"]
     stuff_map = meta["stuff_dataset_id_to_contiguous_id"]
     cat = seg.get("category_id")
@@ -166,7 +166,7 @@ def load_coco_panoptic_json(json_file: str, image_dir: str, gt_dir: str, meta: M
     _require(meta, _MAP_KEYS, "load_coco_panoptic_json")
     data = read_json(json_file)
     images = check_coco_images(data, json_file)
-    anns = _panoptic_annotations(data, json_file)
+    anns = panoptic_annotations(data, json_file)
     unmatched = sorted(images.keys() ^ anns.keys(), key=str)
     if unmatched:
         raise DataError(
@@ -177,7 +177,7 @@ def load_coco_panoptic_json(json_file: str, image_dir: str, gt_dir: str, meta: M
     records = []
     for image_id in sorted(images):
         img, ann = images[image_id], anns[image_id]
-        segments_info = [_convert_segment(s, meta, json_file, image_id) for s in ann["segments_info"]]
+        segments_info = [convert_segment(s, meta, json_file, image_id) for s in ann["segments_info"]]
         check_segments_info(segments_info, file_name=json_file, record=image_id)
         records.append({
             "file_name": resolve_under_root(image_dir, img["file_name"], record=image_id,
@@ -218,7 +218,7 @@ def register_coco_panoptic(name: str, metadata: Dict[str, Any], image_root: str,
     )
 
 
-def _load_separated(name: str, metadata: Mapping[str, Any], image_root: str, panoptic_root: str,
+def load_separated(name: str, metadata: Mapping[str, Any], image_root: str, panoptic_root: str,
                     panoptic_json: str, sem_seg_root: str, instances_json: str,
                     allow_outside_root: bool) -> List[Dict[str, Any]]:
     """Instance records merged by ``file_name`` with panoptic and stuff-label fields."""
@@ -267,7 +267,7 @@ def register_coco_panoptic_separated(name: str, metadata: Dict[str, Any], image_
     _require(metadata, _CLASS_KEYS, "register_coco_panoptic_separated")
     _check_separated(metadata)
     panoptic_name = name + "_separated"
-    DatasetCatalog.register(panoptic_name, lambda: _load_separated(
+    DatasetCatalog.register(panoptic_name, lambda: load_separated(
         panoptic_name, metadata, image_root, panoptic_root, panoptic_json, sem_seg_root, instances_json,
         allow_outside_root))
     MetadataCatalog.get(panoptic_name).set(

@@ -1,5 +1,8 @@
 """Instance annotations derived from a binary mask: COCO polygons of its outer contours, RLE, box, area.
 
+The contour geometry, :func:`~seg_research.structures.masks.outer_polygons`, lives in structures (the
+visualizer draws with it too) and is re-exported here.
+
 Shared by the dataset loaders that start from masks (Shapes, PH2, MADS), so that every
 dataset turns a mask into annotation fields the same way.
 """
@@ -12,36 +15,9 @@ import numpy as np
 from pycocotools import mask as mask_util
 
 from seg_research.structures import BoxMode, bitmask_to_rle
+from seg_research.structures.masks import outer_polygons
 
 __all__ = ["outer_polygons", "rle_box_area", "polygon_instance", "component_instances"]
-
-
-def outer_polygons(mask: np.ndarray) -> Tuple[List[List[float]], bool]:
-    """Outer contours of ``mask`` as flat COCO polygons (>= 3 points), and whether the mask has holes.
-
-    Args:
-        mask: H x W array, nonzero = foreground.
-
-    Returns:
-        ``(polygons, has_hole)``: one flat ``[x0, y0, x1, y1, ...]`` list (absolute pixels)
-        per outer contour of at least 3 points (smaller specks are left out), and True when
-        some contour encloses a hole (the polygons cover holes; use :func:`rle_box_area`
-        for an exact mask). Vertices are the centres of boundary pixels (``index + 0.5``),
-        moved onto the image edge (0 or the width/height) for pixels on the first/last row
-        or column, so that a shape cut by the border keeps its border pixels when the
-        polygon is rasterized.
-    """
-    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return [], False
-    parents = hierarchy[0][:, 3]
-    last = np.array([mask.shape[1] - 1, mask.shape[0] - 1])
-    polygons = []
-    for contour, parent in zip(contours, parents):
-        if parent < 0 and len(contour) >= 3:
-            xy = contour.reshape(-1, 2)
-            polygons.append(np.where(xy == 0, 0.0, np.where(xy == last, last + 1.0, xy + 0.5)).ravel().tolist())
-    return polygons, bool((parents >= 0).any())
 
 
 def rle_box_area(mask: np.ndarray) -> Tuple[Dict[str, Any], List[float], int]:

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-class _EpochStreamSampler(Sampler):
+class EpochStreamSampler(Sampler):
     """Infinite sampler over seeded epochs; yields ``(global_position, dataset_index)``
     from :meth:`iter_with_positions` and plain indices from ``__iter__``."""
 
@@ -67,7 +67,7 @@ class _EpochStreamSampler(Sampler):
             yield index
 
 
-class TrainingSampler(_EpochStreamSampler):
+class TrainingSampler(EpochStreamSampler):
     """Infinite stream of shuffled (or sequential) dataset indices, sharded by rank.
 
     Args:
@@ -119,7 +119,7 @@ class RandomSubsetTrainingSampler(TrainingSampler):
         return self._subset[super()._epoch_indices(epoch)]
 
 
-class RepeatFactorTrainingSampler(_EpochStreamSampler):
+class RepeatFactorTrainingSampler(EpochStreamSampler):
     """Like :class:`TrainingSampler`, but image ``i`` appears ``repeat_factors[i]`` times per
     epoch on average (stochastic rounding each epoch), for class-imbalanced datasets (LVIS).
 

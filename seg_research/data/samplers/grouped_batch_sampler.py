@@ -5,7 +5,7 @@ import itertools
 from collections import defaultdict
 from typing import Dict, Iterator, List, Sequence, Tuple
 
-from .distributed_sampler import _EpochStreamSampler
+from .distributed_sampler import EpochStreamSampler
 
 __all__ = ["GroupedBatchSampler", "PlainBatchSampler"]
 
@@ -14,7 +14,7 @@ class PlainBatchSampler:
     """Infinite batches of ``batch_size`` consecutive ``(position, index)`` items from a
     training sampler."""
 
-    def __init__(self, sampler: _EpochStreamSampler, batch_size: int) -> None:
+    def __init__(self, sampler: EpochStreamSampler, batch_size: int) -> None:
         self.sampler = sampler
         self.batch_size = batch_size
 
@@ -32,7 +32,7 @@ class GroupedBatchSampler(PlainBatchSampler):
         group_ids: group of each dataset index (e.g. 0 for w >= h, 1 otherwise).
     """
 
-    def __init__(self, sampler: _EpochStreamSampler, group_ids: Sequence[int], batch_size: int) -> None:
+    def __init__(self, sampler: EpochStreamSampler, group_ids: Sequence[int], batch_size: int) -> None:
         super().__init__(sampler, batch_size)
         self.group_ids = list(group_ids)
 

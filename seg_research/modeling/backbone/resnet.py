@@ -5,7 +5,8 @@ Module layout (torchvision's names under detectron2's stage names)::
     stem.conv1, stem.bn1, stem.relu, stem.maxpool   <- torchvision conv1, bn1, relu, maxpool
     res2, res3, res4, res5                          <- torchvision layer1 .. layer4
 
-so a torchvision ImageNet state_dict loads after :func:`convert_torchvision_resnet_state_dict`.
+so a torchvision ImageNet state_dict loads after
+:func:`~seg_research.checkpoint.torchvision_resnet.convert_torchvision_resnet_state_dict` (re-exported here).
 Strides: stem 4, res2 4, res3 8, res4 16, res5 32. Dilated stages trade their stride-2 for
 dilated 3×3 convs (DeepLab's "output stride"): ``res5_dilation=2`` keeps res5 at stride 16
 (output stride 16); ``res4_dilation=2, res5_dilation=4`` keeps res4 and res5 at stride 8
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Type
+from typing import Dict, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
+from ...checkpoint.torchvision_resnet import convert_torchvision_resnet_state_dict
 from ...config import ConfigError, configurable
 from ...layers import ShapeSpec, convert_frozen_batchnorm, get_norm
 from ...utils.absent import absent_names
@@ -53,15 +55,6 @@ _STAGE_NAMES = ("res2", "res3", "res4", "res5")  # torchvision layer1 .. layer4
 _STEM_CHANNELS = 64  # fixed by torchvision's ResNet
 # (res4_dilation, res5_dilation) for output stride 32, 16 and 8: a dilated stage doubles the previous dilation.
 _SUPPORTED_DILATIONS = ((1, 1), (1, 2), (2, 4))
-# torchvision top-level module name -> ours; "fc" (the classifier) has no counterpart.
-_TORCHVISION_TO_OURS = {
-    "conv1": "stem.conv1",
-    "bn1": "stem.bn1",
-    "layer1": "res2",
-    "layer2": "res3",
-    "layer3": "res4",
-    "layer4": "res5",
-}
 
 
 def _move_stride_to_1x1(stage: nn.Sequential) -> None:
@@ -291,37 +284,6 @@ class ResNet(Backbone):
             if name in self._out_features:
                 outputs[name] = x
         return outputs
-
-
-def convert_torchvision_resnet_state_dict(
-    state_dict: Mapping[str, torch.Tensor], prefix: str = ""
-) -> Dict[str, torch.Tensor]:
-    """Rename a torchvision classification ResNet state_dict (e.g. ``resnet50().state_dict()``)
-    to this module's names: ``conv1.* -> stem.conv1.*``, ``bn1.* -> stem.bn1.*``,
-    ``layer{i}.* -> res{i+1}.*``; ``fc.*`` (the classifier) is dropped.
-
-    Args:
-        prefix: prepended to every new key, e.g. ``"bottom_up."`` to load into an FPN whose
-            ``bottom_up`` is a :class:`ResNet`.
-
-    Note torchvision's weights put the stride on the 3×3 conv: build the ResNet with
-    ``stride_in_1x1=False`` to reproduce them.
-    """
-    converted, unknown = {}, []
-    for key, value in state_dict.items():
-        head, _, rest = key.partition(".")
-        if head == "fc":
-            continue
-        if head not in _TORCHVISION_TO_OURS:
-            unknown.append(key)
-            continue
-        converted[f"{prefix}{_TORCHVISION_TO_OURS[head]}.{rest}"] = value
-    if unknown:
-        raise ValueError(
-            f"Not a torchvision classification ResNet state_dict: unexpected keys {unknown[:5]}"
-            f"{' ...' if len(unknown) > 5 else ''}. Expected top-level modules {sorted(_TORCHVISION_TO_OURS)} and fc."
-        )
-    return converted
 
 
 @BACKBONE_REGISTRY.register()

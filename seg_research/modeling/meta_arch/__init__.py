@@ -3,9 +3,8 @@ from .build import META_ARCH_REGISTRY, build_model
 from .panoptic_fpn import PanopticFPN
 from .rcnn import GeneralizedRCNN, ProposalNetwork
 from .semantic_seg import SEM_SEG_HEADS_REGISTRY, SemanticSegmentor, SemSegFPNHead, build_sem_seg_head
-from .tiny_semseg import TinySemSegNet
 
 __all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "ProposalNetwork", "PanopticFPN", "SemanticSegmentor",
-           "SEM_SEG_HEADS_REGISTRY", "SemSegFPNHead", "build_sem_seg_head", "TinySemSegNet"]
+           "SEM_SEG_HEADS_REGISTRY", "SemSegFPNHead", "build_sem_seg_head"]
 
 __getattr__ = absent_names(__name__, {"RetinaNet": ONE_STAGE, "DenseDetector": ONE_STAGE})

@@ -16,9 +16,9 @@ from .mask_head import build_mask_head
 from .roi_heads import (
     ROI_HEADS_REGISTRY,
     ROIHeads,
-    _pooler,
     foreground_masks,
     roi_heads_in_features,
+    roi_pooler,
     select_foreground_proposals,
 )
 
@@ -79,7 +79,7 @@ class Res5ROIHeads(ROIHeads):
             raise ConfigError(f"MODEL.RESNETS.RES5_DILATION is {r.RES5_DILATION}, but Res5ROIHeads runs res5 with "
                               "stride 2 on pooled ROIs: set it to 1 (or use StandardROIHeads on a dilated res5, "
                               "configs/Base-RCNN-DilatedC5.yaml).")
-        pooler, pooled_shape = _pooler(cfg.MODEL.ROI_BOX_HEAD, in_features, input_shape)
+        pooler, pooled_shape = roi_pooler(cfg.MODEL.ROI_BOX_HEAD, in_features, input_shape)
         res5 = make_res5_stage(r.DEPTH, norm=r.NORM, stride_in_1x1=r.STRIDE_IN_1X1, num_groups=r.NUM_GROUPS,
                                width_per_group=r.WIDTH_PER_GROUP)
         # res5 doubles the channels and halves the side (see make_res5_stage)

@@ -58,7 +58,7 @@ def roi_heads_in_features(cfg, input_shape: Dict[str, ShapeSpec]) -> List[str]:
     return in_features
 
 
-def _pooler(cfg_head, in_features: List[str], input_shape: Dict[str, ShapeSpec]) -> Tuple[ROIPooler, ShapeSpec]:
+def roi_pooler(cfg_head, in_features: List[str], input_shape: Dict[str, ShapeSpec]) -> Tuple[ROIPooler, ShapeSpec]:
     """The ROIPooler of a box/mask head config node and the shape of what it outputs."""
     channels = {input_shape[f].channels for f in in_features}
     if len(channels) != 1:
@@ -211,13 +211,13 @@ class StandardROIHeads(ROIHeads):
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]) -> dict:
         in_features = roi_heads_in_features(cfg, input_shape)
-        box_pooler, pooled_shape = _pooler(cfg.MODEL.ROI_BOX_HEAD, in_features, input_shape)
+        box_pooler, pooled_shape = roi_pooler(cfg.MODEL.ROI_BOX_HEAD, in_features, input_shape)
         box_head = build_box_head(cfg, pooled_shape)
         ret = super().from_config(cfg, input_shape)
         ret.update(box_in_features=in_features, box_pooler=box_pooler, box_head=box_head,
                    box_predictor=FastRCNNOutputLayers(cfg, box_head.output_shape))
         if cfg.MODEL.MASK_ON:
-            mask_pooler, mask_shape = _pooler(cfg.MODEL.ROI_MASK_HEAD, in_features, input_shape)
+            mask_pooler, mask_shape = roi_pooler(cfg.MODEL.ROI_MASK_HEAD, in_features, input_shape)
             ret.update(mask_in_features=in_features, mask_pooler=mask_pooler,
                        mask_head=build_mask_head(cfg, mask_shape))
         return ret

@@ -41,7 +41,7 @@ def _build_models(args, cfg, image_size: int, train: bool) -> Dict[str, nn.Modul
     torch.manual_seed(args.seed)
     if args.compare == "torchvision" and cfg.MODEL.WEIGHTS:
         raise ConfigError("--compare torchvision starts both models from torchvision's random weights; "
-                          "leave MODEL.WEIGHTS empty.")
+                          "leave MODEL.WEIGHTS empty (add MODEL.WEIGHTS \"\" to the command).")
     models = {"seg_research": build_model(cfg)}
     if cfg.MODEL.WEIGHTS:
         Checkpointer(models["seg_research"]).load(cfg.MODEL.WEIGHTS)

@@ -1,4 +1,9 @@
-"""A small from-scratch semantic segmenter for instant tests and the CPU demo of the engine."""
+"""A small from-scratch semantic segmenter: the engine's test model, not a library architecture.
+
+Importing this module registers ``TinySemSegNet`` in ``META_ARCH_REGISTRY`` (and its test-time augmentation,
+the semantic one), as a research project's package registers its modules; the configs beside it
+(``tests/helpers/configs/``) name it. Tests import it; subprocesses run tools through ``run_tool.py``.
+"""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence
@@ -7,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config import configurable
-from ...layers import get_norm
-from ..image_input import ImageInputMixin, requested_size
-from ..postprocessing import sem_seg_postprocess
-from .build import META_ARCH_REGISTRY
+from seg_research.config import configurable
+from seg_research.layers import get_norm
+from seg_research.modeling.image_input import ImageInputMixin, requested_size
+from seg_research.modeling.meta_arch.build import META_ARCH_REGISTRY
+from seg_research.modeling.postprocessing import sem_seg_postprocess
+from seg_research.modeling.test_time_augmentation import TTA_WRAPPERS, SemanticSegmentorWithTTA
 
 __all__ = ["TinySemSegNet"]
 
@@ -86,3 +92,6 @@ class TinySemSegNet(ImageInputMixin, nn.Module):
             return {"loss_sem_seg": F.cross_entropy(logits, targets, ignore_index=self.ignore_value)}
         return [{"sem_seg": sem_seg_postprocess(logit, image_size, *requested_size(inputs, image_size))}
                 for logit, inputs, image_size in zip(logits, batched_inputs, images.image_sizes)]
+
+
+TTA_WRAPPERS[TinySemSegNet] = SemanticSegmentorWithTTA

@@ -13,14 +13,16 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List
 
-from seg_research.data.datasets.coco import _index_coco
+from seg_research.data.datasets.coco import index_coco
 from seg_research.evaluation.coco_evaluation import SHARD_PREFIX, score_coco_task
-from seg_research.evaluation.coco_synthetic import synthetic_coco_problem
 from seg_research.evaluation.fast_eval_api import COCO_EVAL_BACKEND_REGISTRY, REFERENCE_BACKEND, available_backends
 from seg_research.evaluation.prediction_shards import shard_path, write_shard
 
+from .coco_synthetic import synthetic_coco_problem
 from .records import Timer, base_record, current_rss_mb, metrics_agreement
 
+#: The repository root, where ``python -m benchmarks.eval_memory`` finds this package.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ("bbox", "segm")
 #: COCOeval's per-image detection limits (as COCOEvaluator with TEST.DETECTIONS_PER_IMAGE 100).
 MAX_DETS = [1, 10, 100]
@@ -71,8 +73,9 @@ def _main_process_memory(mode: str, gt: Dict[str, Any], results: List[Dict[str, 
             held = records
         with open(os.path.join(folder, "rank0.json"), "w") as f:
             json.dump(held, f)
-        proc = subprocess.run([sys.executable, "-m", "seg_research.utils.benchmark.eval_memory", "--folder", folder,
-                               "--mode", mode, "--world-size", str(WORLD_SIZE)], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.eval_memory", "--folder", folder,
+                               "--mode", mode, "--world-size", str(WORLD_SIZE)], capture_output=True, text=True,
+                              cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"The {mode} evaluation process failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -97,7 +100,7 @@ def bench_coco_eval(args: argparse.Namespace, cfg: None, timer: Timer) -> List[D
     metrics: Dict[str, Any] = {}
     for i in range(args.warmup + args.iters):
         for name in backends:
-            coco_gt = _index_coco(json.loads(gt_text), "<generated>")
+            coco_gt = index_coco(json.loads(gt_text), "<generated>")
             metrics[name] = timer(name, _scoring(name, coco_gt, results, image_ids, gt["categories"]),
                                   record=i >= args.warmup)
             del coco_gt

@@ -1,6 +1,6 @@
 """The main process of a distributed COCO evaluation, alone in a process so that its peak RSS is its own.
 
-    python -m seg_research.utils.benchmark.eval_memory --folder F --mode shards|in_memory
+    python -m benchmarks.eval_memory --folder F --mode shards|in_memory    # from the repository root
 
 ``F`` holds ``gt.json`` (COCO ground truth), ``categories.json`` and ``rank0.json`` (the records
 ``{image_id, instances: [COCO result dicts]}`` this process holds after ``process``, as

@@ -4,12 +4,12 @@ SAM checkpoint you download yourself, e.g. sam_vit_b_01ec64.pth).
 
 annotate: box-only COCO annotations -> a new json with SAM masks (the input json is only read)::
 
-    tools/sam_annotate.py annotate --input-json boxes.json --image-root images/ --output-json masks.json \\
+    projects/SAM/sam_annotate.py annotate --input-json boxes.json --image-root images/ --output-json masks.json \\
         --model-type vit_b --checkpoint sam_vit_b_01ec64.pth
 
 refine: a Mask R-CNN's masks vs SAM's masks prompted with its boxes, both scored by the COCOEvaluator::
 
-    tools/sam_annotate.py refine --config-file configs/Shapes/mask_rcnn_R_18_FPN_demo.yaml --dataset shapes_val \\
+    projects/SAM/sam_annotate.py refine --config-file configs/Shapes/mask_rcnn_R_18_FPN_demo.yaml --dataset shapes_val \\
         --output-dir output/sam_refine MODEL.WEIGHTS output/demo/model_final.pth
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ import os
 import sys
 from typing import List, Optional
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "projects", "SAM"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this project's package (projects/SAM/sam)
 
-import sam  # noqa: E402  (projects/SAM)
+import sam  # noqa: E402  (this project's package)
 from seg_research.config import get_cfg  # noqa: E402
 from seg_research.utils.file_io import atomic_write_json  # noqa: E402
 from seg_research.utils.logger import setup_logger  # noqa: E402

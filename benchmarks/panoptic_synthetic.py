@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 import cv2
 import numpy as np
 
-from ..data.image_io import write_panoptic_ids
+from seg_research.data.image_io import write_panoptic_ids
 
 __all__ = ["synthetic_panoptic_problem", "CATEGORIES"]
 
