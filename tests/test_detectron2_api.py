@@ -346,6 +346,7 @@ def test_test_with_tta_evaluates_into_inference_tta(rcnn, tmp_path):
         DefaultTrainer.test_with_TTA(panoptic, build_model(panoptic))
 
 
+@pytest.mark.slow
 def test_train_net_eval_only_adds_tta_results(tmp_path):
     from seg_research.engine import default_argument_parser, train_net_main
 

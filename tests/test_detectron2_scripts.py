@@ -11,6 +11,9 @@ from unittest import mock
 import cv2
 import pytest
 
+# Subprocess / end-to-end runs: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 SCRIPTS = Path(__file__).parent / "fixtures" / "d2_scripts"
 CONFIG = str(Path(__file__).parent.parent / "configs" / "Shapes" / "mask_rcnn_R_18_FPN_instant_test.yaml")
 

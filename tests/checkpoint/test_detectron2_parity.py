@@ -16,6 +16,9 @@ from seg_research.structures import Boxes, pairwise_iou
 
 from .detectron2_parity import CONFIGS, NUM_MASKS, OPTS, SEM_STRIDE, generated_state_dict, make_image
 
+# ResNet-50 models end to end: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 #: the config files the models are built from: our configs/ copies (keys and values equal to

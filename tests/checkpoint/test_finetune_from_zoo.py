@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+# Subprocess / end-to-end runs: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 from ..data.test_ph2 import _write_ph2
 from .test_download import _Server
 

@@ -126,6 +126,7 @@ def _metrics(out):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_each_lazy_config_trains_and_evaluates(trained, name):
     _, runs = trained
@@ -159,6 +160,7 @@ def test_saved_config_yaml_rebuilds_the_model(trained):
     assert instantiate(saved.lr_multiplier)(0.0) == pytest.approx(0.001)
 
 
+@pytest.mark.slow
 def test_resume_continues_schedule_and_iteration(trained):
     tool, runs = trained
     out, _ = runs["semantic_fpn_R_18_demo"]
@@ -171,6 +173,7 @@ def test_resume_continues_schedule_and_iteration(trained):
     assert torch.load(os.path.join(out, "model_final.pth"), weights_only=True)["iteration"] == 2
 
 
+@pytest.mark.slow
 def test_eval_only_cli_reproduces_the_final_evaluation(trained, tmp_path):
     _, runs = trained
     out, results = runs["mask_rcnn_R_18_FPN_demo"]

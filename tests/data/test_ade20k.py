@@ -111,6 +111,7 @@ def test_image_without_label_is_named(ade):
         load_ade20k_sem_seg(str(ade), "train")
 
 
+@pytest.mark.slow
 def test_semantic_fpn_trains_and_evaluates_on_the_tree(ade, tmp_path):
     lines = train_semantic_fpn(str(tmp_path), str(tmp_path / "out"), "ade20k_sem_seg_train", "ade20k_sem_seg_val",
                                num_classes=150)

@@ -151,6 +151,7 @@ def test_missing_ground_truth_is_named(cityscapes):
         load_cityscapes_semantic(*_dirs(cityscapes, "train"))
 
 
+@pytest.mark.slow
 def test_semantic_fpn_trains_on_the_tree(cityscapes, tmp_path):
     lines = train_semantic_fpn(str(tmp_path), str(tmp_path / "out"), "cityscapes_fine_sem_seg_train", "",
                                num_classes=19)

@@ -90,6 +90,7 @@ def test_bad_inputs_raise_data_errors(tmp_path):
         prepare.separate_stuff(str(tmp_path / "inst.json"), panoptic_root, str(tmp_path / "out"))
 
 
+@pytest.mark.slow
 def test_coco_panoptic_builtin_reads_metadata_lazily_and_loads_prepared_stuff():
     """coco_2017_val_panoptic[_separated] are registered without files; after laying out COCO's
     files (here: Shapes val renamed) and running the script, they load with the json's classes."""

@@ -118,6 +118,7 @@ def test_missing_list_and_label_are_named(voc):
         load_voc_sem_seg(str(voc), "test")
 
 
+@pytest.mark.slow
 def test_semantic_fpn_trains_and_evaluates_on_the_tree(voc, tmp_path):
     lines = train_semantic_fpn(str(tmp_path), str(tmp_path / "out"), "voc_2012_sem_seg_train",
                                "voc_2012_sem_seg_val", num_classes=21)

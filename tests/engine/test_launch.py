@@ -12,6 +12,9 @@ import torch
 
 from seg_research.engine.launch import first_host_of_slurm_nodelist
 
+# Subprocess / end-to-end runs: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # tools/train_net.py, run by tests/helpers/train_net.py, which registers the test model of CONFIG first.
 TRAIN_NET = os.path.join(REPO, "tests", "helpers", "train_net.py")

@@ -87,6 +87,7 @@ def test_auto_scale_workers_is_off_by_default_and_checks_divisibility():
         DefaultTrainer.auto_scale_workers(_cfg(REFERENCE_WORLD_SIZE=3), 6)
 
 
+@pytest.mark.slow
 def test_default_trainer_runs_precise_bn_before_checkpointing_and_scales_to_its_world(tmp_path):
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(REPO, "tests", "helpers", "configs", "tiny_semseg_instant_test.yaml"))

@@ -8,6 +8,9 @@ import textwrap
 import pytest
 import torch
 
+# Subprocess / end-to-end runs: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # tools/train_net.py, run by tests/helpers/train_net.py, which registers the test model of CONFIG first.
 TRAIN_NET = os.path.join(REPO, "tests", "helpers", "train_net.py")

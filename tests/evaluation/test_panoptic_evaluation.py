@@ -343,6 +343,7 @@ def test_builder_takes_worker_count_from_config(dataset, tmp_path):
     assert build_evaluator(cfg, name, str(tmp_path))._num_workers == 3
 
 
+@pytest.mark.slow
 def test_benchmark_smoke():
     """benchmarks/pq_eval.py runs end to end (and checks that ours, pooled and naive results agree)."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "pq_eval.py"

@@ -121,6 +121,7 @@ def test_get_trained_loads_the_cached_zoo_checkpoint(tmp_path, monkeypatch, capl
     assert f"Loaded 2 of {len(state)} model tensors" in caplog.text
 
 
+@pytest.mark.slow
 def test_wheel_carries_the_configs(tmp_path):
     """An installed (non-editable) seg_research finds the configs as package data."""
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", REPO,

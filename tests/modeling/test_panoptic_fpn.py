@@ -228,6 +228,7 @@ def test_separated_records_map_to_instances_and_stuff_labels():
     assert set(sem_seg.unique().tolist()) <= {0, 1, 2, 3, 255}
 
 
+@pytest.mark.slow
 def test_instant_config_trains_and_evaluates_pq_through_default_trainer(tmp_path):
     from seg_research.engine import DefaultTrainer
 

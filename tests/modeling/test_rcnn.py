@@ -72,6 +72,7 @@ def _blocky_image() -> torch.Tensor:
     return nn.functional.interpolate(blocks, size=(IMAGE_SIZE, IMAGE_SIZE), mode="nearest")[0].to(torch.uint8)
 
 
+@pytest.mark.slow
 def test_inference_matches_torchvision_maskrcnn_loaded_through_model_weights(tmp_path, caplog):
     tv_model = _random_torchvision_maskrcnn()
     weights = str(tmp_path / "tv_maskrcnn.pth")
@@ -215,6 +216,7 @@ def test_training_returns_the_five_losses_and_inference_the_original_size():
     assert instances.pred_classes.max() < 4 if len(instances) else True
 
 
+@pytest.mark.slow
 def test_instant_test_trains_and_evaluates_through_default_trainer(tmp_path):
     from seg_research.engine import DefaultTrainer
 

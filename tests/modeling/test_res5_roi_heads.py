@@ -114,6 +114,7 @@ _TINY = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,mask_side", [
     ("mask_rcnn_R_50_C4_1x", 8),  # 8x8 res4 patches (POOLER_RESOLUTION 8 here) -> res5 4x4 -> deconv 8x8
     ("mask_rcnn_R_50_DC5_1x", 28),

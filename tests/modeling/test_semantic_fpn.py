@@ -185,6 +185,7 @@ def test_inference_returns_logits_at_the_records_height_and_width():
     assert no_size["sem_seg"].shape == (7, 50, 70)
 
 
+@pytest.mark.slow
 def test_instant_config_training_reduces_the_loss(tmp_path):
     from seg_research.engine import DefaultTrainer
 

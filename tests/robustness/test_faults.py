@@ -52,6 +52,7 @@ _WRITER = """
 """
 
 
+@pytest.mark.slow
 def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path):
     writer = _python(_WRITER, tmp_path)
     try:
@@ -122,6 +123,7 @@ def _final_weights(out):
     return torch.load(os.path.join(out, "model_final.pth"), weights_only=True)["model"]
 
 
+@pytest.mark.slow
 def test_kill_training_then_resume_and_fall_back_over_a_truncated_checkpoint(tmp_path):
     reference = {}
     exec(compile(textwrap.dedent(_TRAIN), "train", "exec"), reference)

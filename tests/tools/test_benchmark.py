@@ -9,6 +9,9 @@ import pytest
 
 import seg_research.data.datasets.builtin  # noqa: F401
 
+# Subprocess / end-to-end runs: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "benchmark.py")
 CONFIG = os.path.join(REPO, "configs", "Shapes", "mask_rcnn_R_18_FPN_instant_test.yaml")

@@ -161,6 +161,7 @@ def test_deeplab_keys_need_add_deeplab_config():
         256, [6, 12, 18], 0.1, 48)
 
 
+@pytest.mark.slow
 def test_train_net_trains_and_evaluates(tmp_path, train_project_on_shapes):
     train_project_on_shapes("DeepLabV3Plus", "deeplab_v3plus_R_18_instant_test.yaml", tmp_path)
     saved = get_cfg()

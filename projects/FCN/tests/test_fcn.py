@@ -127,5 +127,6 @@ def test_configs_and_keys():
         get_cfg().merge_from_file(os.path.join(CONFIGS, "Base-FCN.yaml"))
 
 
+@pytest.mark.slow
 def test_train_net_trains_and_evaluates(tmp_path, train_project_on_shapes):
     train_project_on_shapes("FCN", "fcn8s_R_18_instant_test.yaml", tmp_path)

@@ -235,6 +235,7 @@ def test_small_unet_overfits_one_image():
     assert torch.equal(prediction, target)
 
 
+@pytest.mark.slow
 def test_train_net_trains_and_evaluates(tmp_path, train_project_on_shapes):
     train_project_on_shapes("UNet", "unet_instant_test.yaml", tmp_path)
     saved = get_cfg()
