@@ -7,7 +7,7 @@ DEMO_CONFIG ?= configs/Shapes/mask_rcnn_R_18_FPN_demo.yaml
 DEMO_OUTPUT ?= output/demo
 DEMO_DATASET ?= shapes_val
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test test-fast fuzz lint demo clean
 
 setup: $(STAMP)
 
@@ -19,8 +19,18 @@ $(STAMP): requirements.lock requirements-nodeps.lock setup.py
 	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Everything (what CI runs); Hypothesis runs its derandomized "ci" profile (conftest.py).
 test: setup
 	$(PYTHON) -m pytest -q
+
+# The developer loop: every test not marked slow (no subprocess / end-to-end training).
+test-fast: setup
+	$(PYTHON) -m pytest -q -m "not slow"
+
+# Property tests with fresh random examples (Hypothesis "explore" profile), FUZZ_ROUNDS times.
+FUZZ_ROUNDS ?= 5
+fuzz: setup
+	for i in $$(seq $(FUZZ_ROUNDS)); do HYPOTHESIS_PROFILE=explore $(PYTHON) -m pytest -q tests/robustness tests/data/test_coco_loader.py || exit 1; done
 
 # ruff (pinned in requirements.lock, configured in pyproject.toml) over the whole tree, then the import
 # contracts of the library's layers (import-linter, configured in pyproject.toml; README, Layout).
