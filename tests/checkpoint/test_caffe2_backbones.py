@@ -69,6 +69,7 @@ def test_caffe2_blobs_fill_the_configs_resnet(name, config):
     assert converted == {k: tuple(v.shape) for k, v in model.state_dict().items() if resnet.match(k)}
 
 
+@pytest.mark.slow
 def test_msra_r50_loads_completely_through_model_weights(tmp_path, monkeypatch, caplog):
     """``model_zoo.get`` of an FPN config reads ``detectron2://ImageNetPretrained/MSRA/R-50.pkl``
     from the weights cache: every ResNet tensor comes from the blobs, norms compute ``s * x + b``."""

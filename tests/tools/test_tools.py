@@ -144,6 +144,7 @@ def test_default_predictor_resizes_converts_format_and_answers_at_original_size(
         predictor(image[:, :, 0])
 
 
+@pytest.mark.slow
 def test_demo_writes_overlays_of_gray_and_rgba_images_and_skips_a_corrupt_one(run, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -170,6 +171,7 @@ def test_demo_writes_overlays_of_gray_and_rgba_images_and_skips_a_corrupt_one(ru
         assert np.abs(drawing.astype(int) - bgr[:, :, ::-1]).mean() > 10  # every pixel has a class fill
 
 
+@pytest.mark.slow
 def test_visualize_sem_seg_predictions_beside_ground_truth(run, tmp_path):
     proc = _run("visualize", "--predictions", run.inference, "--output-dir", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -263,6 +265,7 @@ METRICS = [
 ]
 
 
+@pytest.mark.slow
 def test_plot_metrics(tmp_path):
     with open(tmp_path / "metrics.json", "w") as f:
         f.write("".join(json.dumps(m) + "\n" for m in METRICS) + '{"iteration": 5, "total_lo')  # killed mid-line
