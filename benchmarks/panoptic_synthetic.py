@@ -95,7 +95,7 @@ def synthetic_panoptic_problem(root: str, num_images: int, *, height: int = 480,
     for i in range(num_images):
         file_name = f"{i:06d}.png"
         images.append({"id": i, "file_name": file_name, "height": height, "width": width})
-        for kind, layout in zip(("gt", "pred"), _layouts(rng, height, width, segments)):
+        for kind, layout in zip(("gt", "pred"), _layouts(rng, height, width, segments), strict=True):
             ids, segs = _draw(layout, height, width, void_edges=kind == "gt")
             write_panoptic_ids(os.path.join(root, kind, file_name), ids)
             annotations[kind].append({"image_id": i, "file_name": file_name, "segments_info": segs})

@@ -65,7 +65,7 @@ def stuff_label_map(segment_map: np.ndarray, segment_ids: Sequence[int], labels:
     Returns:
         uint8 (H, W): the label of each pixel's segment, 255 for void and unlisted ids.
     """
-    label_of = dict(zip((int(i) for i in segment_ids), labels))
+    label_of = dict(zip((int(i) for i in segment_ids), labels, strict=True))
     present, inverse = np.unique(segment_map, return_inverse=True)
     lookup = np.array([label_of.get(int(i), VOID_LABEL) if i else VOID_LABEL for i in present], dtype=np.uint8)
     return lookup[inverse].reshape(segment_map.shape)

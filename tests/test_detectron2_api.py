@@ -71,7 +71,7 @@ def _absent_and_missing(module_path):
         except AttributeError:
             missing.append(name)
     with pytest.raises(AttributeError):
-        getattr(module, "no_such_name_in_detectron2")
+        _ = module.no_such_name_in_detectron2
     return absent, missing
 
 

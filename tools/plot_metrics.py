@@ -66,9 +66,9 @@ def group_series(series: Series) -> Dict[str, Series]:
 def plot(groups: Dict[str, Series], title: str) -> bytes:
     """One panel per group, stacked, as PNG bytes."""
     fig, axes = plt.subplots(len(groups), 1, figsize=(8, 3 * len(groups)), sharex=True, squeeze=False)
-    for ax, (name, group) in zip(axes[:, 0], groups.items()):
+    for ax, (name, group) in zip(axes[:, 0], groups.items(), strict=True):
         for label, points in group.items():
-            its, values = zip(*points)
+            its, values = zip(*points, strict=True)
             ax.plot(its, values, marker="o" if len(points) <= 20 else None, markersize=3, label=label)
         ax.set_title(name)
         ax.grid(True, alpha=0.3)

@@ -226,7 +226,7 @@ class _PanopticPanel:
             logger.warning(f"No panoptic prediction for {record['file_name']} in {self.path}.")
             return
         segments = [convert_segment(s, self.meta, self.path, ann["image_id"]) for s in ann["segments_info"]]
-        for seg, raw in zip(segments, ann["segments_info"]):
+        for seg, raw in zip(segments, ann["segments_info"], strict=True):
             if "score" in raw:
                 seg["score"] = raw["score"]
         vis.draw_panoptic_seg(read_panoptic_ids(os.path.join(self.png_root, ann["file_name"])), segments)

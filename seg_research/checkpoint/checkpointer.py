@@ -238,7 +238,7 @@ class Checkpointer(_FvCheckpointer):
             return self.load(path, checkpointables=[])
         last = self.get_checkpoint_file()
         candidates = [last] + self._older_periodic_checkpoints(last)
-        for candidate, fallback in zip(candidates, candidates[1:] + [None]):
+        for candidate, fallback in zip(candidates, candidates[1:] + [None], strict=True):
             try:
                 return self.load(candidate)
             except (CheckpointError, FileNotFoundError) as e:

@@ -90,7 +90,7 @@ class CfgNode(_FvCfgNode):
                 raise ConfigError(
                     f"Non-existent config key '{key}' on the command line.{closest_key_hint(key, valid)}"
                 )
-        pairs = list(zip(cfg_list[0::2], cfg_list[1::2]))
+        pairs = list(zip(cfg_list[0::2], cfg_list[1::2], strict=True))
         for key, value in pairs:
             self._check_tuple_of_names(key, self._decode_cfg_value(value) if isinstance(value, str) else value,
                                        source="the command line")

@@ -325,7 +325,8 @@ def print_instances_class_histogram(dataset_dicts: List[dict], class_names: Sequ
                                 f"0..{len(class_names) - 1} of the {len(class_names)} classes.")
             counts[cid] += 1
     width = max([len(n) for n in class_names] + [len("category"), len("total")])
-    lines = [f"{'category':<{width}}  #instances"] + [f"{n:<{width}}  {c}" for n, c in zip(class_names, counts)]
+    lines = [f"{'category':<{width}}  #instances"] + [
+        f"{n:<{width}}  {c}" for n, c in zip(class_names, counts, strict=True)]
     lines.append(f"{'total':<{width}}  {int(counts.sum())}")
     logger.info("Distribution of instances among all {} categories:\n{}".format(len(class_names), "\n".join(lines)))
 

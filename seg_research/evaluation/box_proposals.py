@@ -51,7 +51,7 @@ def proposal_recall(gt_boxes: Sequence[np.ndarray], proposals: Sequence[np.ndarr
         (AR in [0, 1], (10,) recalls); NaN and NaNs when there is no GT box at all.
     """
     all_overlaps: List[np.ndarray] = []
-    for gt, props in zip(gt_boxes, proposals):
+    for gt, props in zip(gt_boxes, proposals, strict=True):
         if len(gt) == 0:
             continue
         props = props[:limit]

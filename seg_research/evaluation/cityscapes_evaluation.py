@@ -123,13 +123,14 @@ class CityscapesInstanceEvaluator(CityscapesEvaluator):
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
         from cityscapesscripts.helpers.labels import name2label
 
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=True):
             stem = os.path.splitext(os.path.basename(inp["file_name"]))[0]
             lines = []
             if "instances" in out:
                 instances = out["instances"].to("cpu")
                 masks = instances.pred_masks.numpy()
-                for i, (cls, score) in enumerate(zip(instances.pred_classes.tolist(), instances.scores.tolist())):
+                classes_and_scores = zip(instances.pred_classes.tolist(), instances.scores.tolist(), strict=True)
+                for i, (cls, score) in enumerate(classes_and_scores):
                     name = self._metadata.thing_classes[cls]
                     if name not in name2label:
                         raise KeyError(f"thing class '{name}' of {self._dataset_name} is not a Cityscapes label name.")
@@ -161,7 +162,7 @@ class CityscapesSemSegEvaluator(CityscapesEvaluator):
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
         from cityscapesscripts.helpers.labels import trainId2label
 
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=True):
             stem = os.path.splitext(os.path.basename(inp["file_name"]))[0]
             train_ids = out["sem_seg"].argmax(dim=0).to("cpu").numpy()
             label_ids = np.full(train_ids.shape, 255, dtype=np.uint8)

@@ -92,7 +92,7 @@ def coco_metrics(accumulated: COCOPrecision, class_names: Sequence[str], class_d
     """
     metrics: "OrderedDict[str, float]" = OrderedDict(
         (name, _mean_precision(accumulated, iou, area)) for name, (iou, area) in _METRIC_SLICES.items())
-    for name, dataset_id in zip(class_names, class_dataset_ids):
+    for name, dataset_id in zip(class_names, class_dataset_ids, strict=True):
         metrics[f"AP-{name}"] = _mean_precision(accumulated, class_index=accumulated.cat_ids.index(dataset_id))
     return metrics
 
@@ -208,7 +208,7 @@ class COCOEvaluator(DatasetEvaluator):
             DataError: ``pred_masks`` not of the input's ``height`` × ``width``.
         """
         with_masks = "segm" in self._tasks
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=True):
             if "instances" not in out and "proposals" not in out:
                 continue
             if "image_id" not in inp:

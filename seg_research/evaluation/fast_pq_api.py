@@ -104,7 +104,7 @@ def _hotcoco_inputs(pairs: Sequence[ImagePair], categories: PanopticCategories
         pred.append({"image_id": k, "file_name": os.path.abspath(pair.pred_file), "segments_info": [
             {"id": int(s["id"]), "category_id": int(s["category_id"])} for s in pair.pred_segments]})
     cats = [{"id": i, "name": n, "isthing": int(t)} for i, n, t in zip(categories.ids, categories.names,
-                                                                       categories.isthing)]
+                                                                       categories.isthing, strict=True)]
     return {"annotations": gt, "categories": cats}, {"annotations": pred, "categories": cats}
 
 

@@ -91,7 +91,7 @@ class LVISEvaluator(DatasetEvaluator):
         self._predictions: List[Dict[str, Any]] = []
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=True):
             if "instances" not in out:
                 continue
             instances = out["instances"]

@@ -144,7 +144,7 @@ class COCOPanopticEvaluator(DatasetEvaluator):
             DataError: an image_id not in the ground truth json, a map of the wrong size, nonzero
                 ids not in segments_info, or a category_id not in the metadata's maps.
         """
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=True):
             if "panoptic_seg" not in out:
                 continue
             if "image_id" not in inp:
@@ -247,9 +247,9 @@ class COCOPanopticEvaluator(DatasetEvaluator):
                 res[metric.upper() + suffix] = 100 * results[name][metric]
         counted = class_metrics(stats)[3]
         rows = []
-        for i, (cid, name) in enumerate(zip(self._categories.ids, self._categories.names)):
+        for i, (cid, name) in enumerate(zip(self._categories.ids, self._categories.names, strict=True)):
             values = [100 * results["per_class"][cid][m] if counted[i] else float("nan") for m in ("pq", "sq", "rq")]
-            res.update({f"{m}-{name}": v for m, v in zip(("PQ", "SQ", "RQ"), values)})
+            res.update({f"{m}-{name}": v for m, v in zip(("PQ", "SQ", "RQ"), values, strict=True)})
             rows.append([name, "thing" if self._categories.isthing[i] else "stuff", *values])
         logger.info("Per-category panoptic quality:\n" + tabulate(
             rows, headers=["category", "kind", "PQ", "SQ", "RQ"], tablefmt="pipe", floatfmt=".3f"))

@@ -131,11 +131,12 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         self._predictions: Dict[int, List[Tuple[str, float, List[float]]]] = defaultdict(list)
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=True):
             instances = out["instances"].to("cpu")
             boxes = instances.pred_boxes.tensor.numpy().astype(np.float64)
             boxes[:, :2] += 1.0  # the inverse of load_voc_instances' shift
-            for box, score, cls in zip(boxes.tolist(), instances.scores.tolist(), instances.pred_classes.tolist()):
+            for box, score, cls in zip(boxes.tolist(), instances.scores.tolist(), instances.pred_classes.tolist(),
+                                       strict=True):
                 self._predictions[int(cls)].append((str(inp["image_id"]), float(score), box))
 
     def _ground_truth(self) -> Dict[str, Dict[str, GroundTruth]]:
@@ -169,7 +170,7 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
             if np.isnan(per_threshold[0]):
                 skipped.append(name)
                 continue
-            for t, ap in zip(IOU_THRESHOLDS, per_threshold):
+            for t, ap in zip(IOU_THRESHOLDS, per_threshold, strict=True):
                 aps[t].append(100.0 * ap)
         if skipped:
             logger.warning(f"{len(skipped)} classes have no non-difficult ground truth in {self._dataset_name} and "

@@ -117,7 +117,7 @@ class SemSegEvaluator(DatasetEvaluator):
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
         k = self._num_classes
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=True):
             file_name = inp["sem_seg_file_name"]
             gt = read_record_sem_seg(inp).astype(np.int64)
             pred = out["sem_seg"].argmax(dim=0).to("cpu", torch.int64).numpy()

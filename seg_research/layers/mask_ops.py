@@ -40,7 +40,7 @@ def paste_masks_in_image(masks: torch.Tensor, boxes: Union[torch.Tensor, BoxesLi
     out_dtype = torch.bool if threshold >= 0 else torch.float32
     result = torch.zeros((len(masks), height, width), dtype=out_dtype, device=masks.device)
     boxes = getattr(boxes, "tensor", boxes).to(torch.float32)  # Boxes or (N, 4) tensor
-    for i, (mask, (x0, y0, x1, y1)) in enumerate(zip(masks, boxes.tolist())):
+    for i, (mask, (x0, y0, x1, y1)) in enumerate(zip(masks, boxes.tolist(), strict=True)):
         left, top = max(int(math.floor(x0)) - 1, 0), max(int(math.floor(y0)) - 1, 0)
         right, bottom = min(int(math.ceil(x1)) + 1, width), min(int(math.ceil(y1)) + 1, height)
         if right <= left or bottom <= top:

@@ -168,7 +168,8 @@ class _SparseRoIAlign(torch.autograd.Function):
         (matrix,) = ctx.saved_tensors
         grad = torch.sparse.mm(_transpose(matrix), _channels_last_rows(grad_output))
         grads = grad.split([n * h * w for n, _, h, w in ctx.shapes])
-        return (None, None, *(g.view(n, h, w, c).permute(0, 3, 1, 2) for g, (n, c, h, w) in zip(grads, ctx.shapes)))
+        return (None, None, *(g.view(n, h, w, c).permute(0, 3, 1, 2)
+                              for g, (n, c, h, w) in zip(grads, ctx.shapes, strict=True)))
 
 
 def multilevel_roi_align(features: Sequence[torch.Tensor], rois: torch.Tensor, level_of_roi: torch.Tensor,

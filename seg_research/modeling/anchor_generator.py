@@ -82,7 +82,7 @@ class DefaultAnchorGenerator(nn.Module):
             raise ValueError(f"Anchor offset must be in [0, 1), got {offset}.")
         sizes = _broadcast(sizes, len(strides), "MODEL.ANCHOR_GENERATOR.SIZES")
         aspect_ratios = _broadcast(aspect_ratios, len(strides), "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS")
-        cells = [cell_anchors(s, r, round_cells) for s, r in zip(sizes, aspect_ratios)]
+        cells = [cell_anchors(s, r, round_cells) for s, r in zip(sizes, aspect_ratios, strict=True)]
         self.strides = [int(s) for s in strides]
         self.offset = offset
         self._num_cells = [len(c) for c in cells]
@@ -114,7 +114,7 @@ class DefaultAnchorGenerator(nn.Module):
             the same for every image of the batch.
         """
         anchors = []
-        for level, (feature, stride) in enumerate(zip(features, self.strides)):
+        for level, (feature, stride) in enumerate(zip(features, self.strides, strict=True)):
             cell = getattr(self, f"cell_anchors_{level}")
             height, width = feature.shape[-2:]
             shift_x = (torch.arange(width, device=cell.device, dtype=torch.float32) + self.offset) * stride

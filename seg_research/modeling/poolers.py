@@ -55,7 +55,7 @@ class ROIPooler(nn.Module):
             raise ValueError(f"Unknown POOLER_TYPE '{pooler_type}'; use one of {sorted(POOLER_TYPES)}.")
         levels = [-math.log2(s) for s in scales]
         if any(abs(lv - round(lv)) > 1e-6 for lv in levels) or any(
-            round(b) - round(a) != 1 for a, b in zip(levels, levels[1:])
+            round(b) - round(a) != 1 for a, b in zip(levels, levels[1:], strict=False)
         ):
             raise ValueError(f"ROIPooler scales {list(scales)} must be 1/2**k for consecutive k (e.g. 1/4, 1/8, ...).")
         self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
@@ -84,7 +84,7 @@ class ROIPooler(nn.Module):
             return multilevel_roi_align(features, rois, level_of_box.long(), self.output_size, self.scales,
                                         self.sampling_ratio, self.aligned)
         output = features[0].new_zeros((len(rois), features[0].shape[1], *self.output_size))
-        for level, (feature, scale) in enumerate(zip(features, self.scales)):
+        for level, (feature, scale) in enumerate(zip(features, self.scales, strict=True)):
             index = (level_of_box == level).nonzero().squeeze(1)
             output[index] = self._pool(feature, rois[index], scale)
         return output

@@ -166,10 +166,10 @@ class GeneralizedRCNNWithTTA(nn.Module):
         merged = self._merge_detections(detections, tfms, original_size)
         if not self.model.roi_heads.mask_on:
             return {"instances": merged}
-        given = [self._boxes_on_copy(merged, tfm, c["image"].shape[1:3]) for c, tfm in zip(copies, tfms)]
+        given = [self._boxes_on_copy(merged, tfm, c["image"].shape[1:3]) for c, tfm in zip(copies, tfms, strict=True)]
         with_masks = self._batch_inference(copies, given)
         masks = [d.pred_masks.flip(dims=[3]) if _is_flipped(tfm) else d.pred_masks
-                 for d, tfm in zip(with_masks, tfms)]
+                 for d, tfm in zip(with_masks, tfms, strict=True)]
         merged.pred_masks = torch.stack(masks).mean(dim=0)
         return {"instances": detector_postprocess(merged, *original_size)}
 
@@ -177,7 +177,7 @@ class GeneralizedRCNNWithTTA(nn.Module):
                           original_size: Tuple[int, int]) -> Instances:
         """All copies' detections in original-image pixels, merged by per-class NMS."""
         boxes = [torch.from_numpy(tfm.inverse().apply_box(d.pred_boxes.tensor.cpu().numpy())).to(d.pred_boxes.device)
-                 for d, tfm in zip(detections, tfms)]
+                 for d, tfm in zip(detections, tfms, strict=True)]
         all_boxes = torch.cat(boxes).to(torch.float32)
         scores = torch.cat([d.scores for d in detections])
         classes = torch.cat([d.pred_classes for d in detections])
@@ -230,7 +230,7 @@ class SemanticSegmentorWithTTA(nn.Module):
         total: Optional[torch.Tensor] = None
         for start in range(0, len(copies), self.batch_size):
             outputs = self.model(copies[start:start + self.batch_size])
-            for output, tfm in zip(outputs, tfms[start:start + self.batch_size]):
+            for output, tfm in zip(outputs, tfms[start:start + self.batch_size], strict=True):
                 probs = output["sem_seg"].softmax(dim=0)  # (C, height, width): outputs are at the original size
                 probs = probs.flip(dims=[2]) if _is_flipped(tfm) else probs
                 total = probs if total is None else total + probs

@@ -71,6 +71,6 @@ class ImageList:
             max_height = -(-max_height // size_divisibility) * size_divisibility
             max_width = -(-max_width // size_divisibility) * size_divisibility
         batched = tensors[0].new_full((len(tensors), *leading, max_height, max_width), pad_value)
-        for padded, image in zip(batched, tensors):
+        for padded, image in zip(batched, tensors, strict=True):
             padded[..., : image.shape[-2], : image.shape[-1]].copy_(image)
         return ImageList(batched, image_sizes)

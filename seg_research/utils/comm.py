@@ -89,7 +89,7 @@ def reduce_dict(input_dict: dict, average: bool = True) -> dict:
         dist.all_reduce(values)
         if average:
             values /= world_size
-        return dict(zip(names, values))
+        return dict(zip(names, values, strict=True))
 
 
 def shared_random_seed() -> int:

@@ -117,7 +117,7 @@ class Visualizer(Painter):
         ids, areas = np.unique(labels, return_counts=True)
         names = self.metadata.get("stuff_classes") or []
         regions = []
-        for cid, area in zip(ids.tolist(), areas.tolist()):
+        for cid, area in zip(ids.tolist(), areas.tolist(), strict=True):
             if cid == ignore or (area_threshold is not None and area < area_threshold):
                 continue
             name = names[cid] if 0 <= cid < len(names) else str(cid)
@@ -290,7 +290,7 @@ class Visualizer(Painter):
             return colors
         seen: Dict[int, int] = {}
         shaded = []
-        for c, color in zip(classes, colors):
+        for c, color in zip(classes, colors, strict=True):
             shaded.append(shade_color(color, seen.setdefault(c, 0)))
             seen[c] += 1
         return shaded

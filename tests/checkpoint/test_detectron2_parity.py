@@ -65,7 +65,7 @@ def _check_instances(fixture, instances):
     np.testing.assert_allclose(scores[match], fixture["scores"], atol=1e-4)
     expected = np.unpackbits(fixture["masks"], axis=-1, count=instances.image_size[1]).astype(bool)
     ours = instances.pred_masks[torch.as_tensor(match[:NUM_MASKS])].numpy()
-    for e, o in zip(expected, ours):  # IoU >= 0.99; a mask under 100 pixels may differ in one pixel
+    for e, o in zip(expected, ours, strict=True):  # IoU >= 0.99; a mask under 100 pixels may differ in one pixel
         assert (e ^ o).sum() <= max(1, 0.01 * (e | o).sum())
 
 

@@ -103,7 +103,7 @@ def _run_in_process(tool, argv):
     try:
         return tool.main(tool.default_argument_parser().parse_args(argv))
     finally:
-        for lg, before in zip(loggers, handlers):
+        for lg, before in zip(loggers, handlers, strict=True):
             for handler in lg.handlers[len(before):]:
                 handler.close()
             lg.handlers[:] = before

@@ -59,7 +59,7 @@ def test_cuda_inference_equals_cpu_inference(tmp_path, config):
         cpu_model = build_model(cpu_cfg).eval()
         cpu_model.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
         cpu = cpu_model([ours_input(s, False) for s in samples])
-    for g, c in zip(gpu, cpu):
+    for g, c in zip(gpu, cpu, strict=True):
         if "sem_seg" in c:
             torch.testing.assert_close(g["sem_seg"].cpu(), c["sem_seg"], rtol=1e-3, atol=1e-3)
         if "instances" in c:

@@ -54,6 +54,6 @@ def test_metadata_attributes_and_conflicts(name):
     with pytest.raises(ValueError, match="thing_classes"):
         meta.thing_classes = ["c"]
     with pytest.raises(AttributeError, match="stuff_classes"):
-        meta.stuff_classes
+        _ = meta.stuff_classes
     assert meta.get("stuff_classes", "dflt") == "dflt"
     assert isinstance(meta, Metadata) and meta.name == name

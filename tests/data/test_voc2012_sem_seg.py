@@ -104,7 +104,7 @@ def test_metadata_and_lazy_registration(tmp_path, set_aside_registrations):
     with pytest.raises(DataError, match=r"expected folder\(s\) not found: '.*VOCdevkit/VOC2012/JPEGImages'"):
         DatasetCatalog.get("voc_2012_sem_seg_val")
     write_voc(tmp_path)
-    assert {n: len(DatasetCatalog.get(n)) for n in names} == dict(zip(names, (3, 2, 5, 4)))
+    assert {n: len(DatasetCatalog.get(n)) for n in names} == dict(zip(names, (3, 2, 5, 4), strict=True))
 
 
 def test_missing_list_and_label_are_named(voc):

@@ -216,7 +216,7 @@ def test_distributed_gathers_on_rank0_through_shard_files(coco_files, tmp_path, 
     name, _, _ = coco_files
     expected = _run(COCOEvaluator(name, distributed=False), _predictions())
     rank0, rank1 = (COCOEvaluator(name, distributed=True, output_dir=str(tmp_path)) for _ in range(2))
-    for evaluator, (inp, out) in zip((rank0, rank1), _predictions()):
+    for evaluator, (inp, out) in zip((rank0, rank1), _predictions(), strict=True):
         evaluator.process([inp], [out])
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(comm, "synchronize", lambda: None)

@@ -18,7 +18,7 @@ RECORDS = [[{"image_id": 1, "instances": [{"score": 0.1 + 1e-9, "bbox": [1.5, 2.
 def test_shards_round_trip_in_order_and_are_deleted(tmp_path):
     paths = [shard_path(str(tmp_path), "x", rank, 2) for rank in range(2)]
     assert os.path.basename(paths[1]) == "x.rank-00001-of-00002.jsonl"
-    for path, records in zip(paths, RECORDS):
+    for path, records in zip(paths, RECORDS, strict=True):
         write_shard(path, records)
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in paths)  # no temporary left over
     assert len((tmp_path / "x.rank-00000-of-00002.jsonl").read_text().splitlines()) == 2

@@ -91,7 +91,7 @@ class TinySemSegNet(ImageInputMixin, nn.Module):
             targets = self.pad_targets(batched_inputs, "sem_seg", self.ignore_value)
             return {"loss_sem_seg": F.cross_entropy(logits, targets, ignore_index=self.ignore_value)}
         return [{"sem_seg": sem_seg_postprocess(logit, image_size, *requested_size(inputs, image_size))}
-                for logit, inputs, image_size in zip(logits, batched_inputs, images.image_sizes)]
+                for logit, inputs, image_size in zip(logits, batched_inputs, images.image_sizes, strict=True)]
 
 
 TTA_WRAPPERS[TinySemSegNet] = SemanticSegmentorWithTTA

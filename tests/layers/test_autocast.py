@@ -59,7 +59,8 @@ def test_pooler_under_autocast_pools_bf16_features_in_float32_with_unrounded_box
     torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
     assert _relative_error(out, expected) < 5e-3
     grad_output = torch.randn(out.shape, generator=g)
-    for grad, expected_grad in zip(_grads(out, features, grad_output), _grads(expected, features, grad_output)):
+    for grad, expected_grad in zip(_grads(out, features, grad_output), _grads(expected, features, grad_output),
+                                   strict=True):
         assert grad.dtype == torch.float32 and _relative_error(grad, expected_grad) < 5e-3
 
 
@@ -80,13 +81,14 @@ def _errors(ours, stock, inputs, grad_output):
         assert out.dtype == BF16 or name == "stock"
         grads = _grads(out, inputs, grad_output)
         assert [g.dtype for g in grads] == [t.dtype for t in inputs], name
-        errors[name] = [_relative_error(out, expected)] + [_relative_error(a, b) for a, b in zip(grads, expected_grads)]
+        errors[name] = [_relative_error(out, expected)] + [
+            _relative_error(a, b) for a, b in zip(grads, expected_grads, strict=True)]
     return errors
 
 
 def _assert_within_bf16_tolerance(errors):
     """Ours is as accurate as torch's autocast layers (1.5x their error, or under 0.5 %)."""
-    for ours, stock in zip(errors["ours"], errors["stock"]):
+    for ours, stock in zip(errors["ours"], errors["stock"], strict=True):
         assert ours <= max(1.5 * stock, 5e-3), errors
 
 
@@ -155,7 +157,7 @@ def test_channels_last_resnet_fpn_backbone_gradients_under_autocast():
         features = backbone(image)
     grads = torch.autograd.grad(sum(f.float().square().mean() for f in features.values()), params)
     assert all(grad.dtype == torch.float32 for grad in grads)
-    errors = sorted(_relative_error(grad, reference) for grad, reference in zip(grads, expected))
+    errors = sorted(_relative_error(grad, reference) for grad, reference in zip(grads, expected, strict=True))
     whole = _relative_error(torch.cat([g.flatten() for g in grads]), torch.cat([g.flatten() for g in expected]))
     assert whole < 0.1 and errors[len(errors) // 2] < 0.08 and errors[-1] < 0.25, errors
 
@@ -174,7 +176,7 @@ def test_semantic_fpn_head_loss_and_gradients_under_autocast():
         _, losses = head({k: v.to(BF16) for k, v in features.items()}, targets)
     loss = sum(v.float() for v in losses.values())
     assert abs(float(loss) - float(sum(expected.values()))) < 1e-2 * float(sum(expected.values()))
-    for grad, expected_grad, param in zip(torch.autograd.grad(loss, params), expected_grads, params):
+    for grad, expected_grad in zip(torch.autograd.grad(loss, params), expected_grads, strict=True):
         assert grad.dtype == torch.float32 and _relative_error(grad, expected_grad) < 8e-2
     head.eval()
     with torch.no_grad(), _autocast():

@@ -26,7 +26,7 @@ def test_pooler_values_and_gradients_equal_torchvision_multiscale_roi_align():
     reference = MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 7, sampling_ratio=2)
     boxes = _boxes()
     out = ours(features, boxes)
-    expected = reference(dict(zip(["p2", "p3", "p4", "p5"], features)), [b.tensor.double() for b in boxes],
+    expected = reference(dict(zip(["p2", "p3", "p4", "p5"], features, strict=True)), [b.tensor.double() for b in boxes],
                          [(256, 256), (256, 256)])
     assert ours.level_mapper([torch.cat([b.tensor for b in boxes])]).tolist() == [0, 2, 0, 1, 3]
     assert out.shape == (5, 4, 7, 7) and out.is_contiguous(memory_format=torch.channels_last)
@@ -34,7 +34,7 @@ def test_pooler_values_and_gradients_equal_torchvision_multiscale_roi_align():
     grad_output = torch.randn(out.shape, dtype=torch.float64, generator=g)
     grads = torch.autograd.grad(out, features, grad_output)
     expected_grads = torch.autograd.grad(expected, features, grad_output)
-    for grad, expected_grad in zip(grads, expected_grads):
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)
 
 
@@ -81,7 +81,7 @@ def test_fused_deconv_relu_class_logits_values_and_gradients_equal_the_layers(mo
     torch.testing.assert_close(fused, expected, rtol=0, atol=1e-12)
     grad_output = torch.randn(fused.shape, dtype=torch.float64, generator=g)
     for grad, expected_grad in zip(torch.autograd.grad(fused, inputs, grad_output),
-                                   torch.autograd.grad(expected, inputs, grad_output)):
+                                   torch.autograd.grad(expected, inputs, grad_output), strict=True):
         torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(deconv_relu_class_logits, [t.detach()[:4].requires_grad_() if i in (0, 3, 4)
                                                                else t.detach().requires_grad_()
@@ -125,5 +125,5 @@ def test_box_head_fc1_as_conv_equals_the_flattened_layers(memory_format):
     params = [head.fc1.weight, head.fc1.bias, head.fc2.weight]
     grads = torch.autograd.grad(out, [x_conv, *params], grad_output)
     expected_grads = torch.autograd.grad(expected, [x_plain, *params], grad_output)
-    for grad, expected_grad in zip(grads, expected_grads):
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12)

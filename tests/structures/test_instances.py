@@ -31,7 +31,7 @@ def test_fields_access():
     inst.remove("scores")
     assert not inst.has("scores")
     with pytest.raises(AttributeError, match="Available fields"):
-        inst.pred_boxes
+        _ = inst.pred_boxes
     with pytest.raises(KeyError, match="scores"):
         inst.remove("scores")
 

@@ -92,7 +92,7 @@ def run(tmp_path_factory):
 def test_sem_seg_evaluator_saves_each_image_prediction_as_rle_per_class(run):
     entries = json.load(open(run.inference / "sem_seg_predictions.json"))
     records = DatasetCatalog.get(SEM)
-    for record, pred in zip(records, run.preds):
+    for record, pred in zip(records, run.preds, strict=True):
         mine = [e for e in entries if e["image_id"] == record["image_id"]]
         assert {e["file_name"] for e in mine} == {record["file_name"]}
         assert sorted(e["category_id"] for e in mine) == sorted(torch.unique(pred).tolist())
@@ -178,7 +178,7 @@ def test_visualize_sem_seg_predictions_beside_ground_truth(run, tmp_path):
     records = DatasetCatalog.get(SEM)
     meta = MetadataCatalog.get(SEM)
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(r["file_name"]) for r in records)
-    for record, pred in zip(records, run.preds):
+    for record, pred in zip(records, run.preds, strict=True):
         gt_panel, pred_panel = _panels(_png(tmp_path / os.path.basename(record["file_name"])), 2)
         image = read_image(record["file_name"], format="RGB")
         np.testing.assert_array_equal(gt_panel, Visualizer(image, meta).draw_dataset_dict(record).get_image())

@@ -75,7 +75,7 @@ def test_instance_predictions_fill_masks_draw_boxes_and_labels_nowhere_else():
     assert (out[_interior(square, 3)] == _blend(RED, 0.5)).all()
     assert (out[_interior(disk, 3)] == _blend(BLUE, 0.5)).all()
     # labels sit above each box's top-left corner, on a darkened box
-    for (x0, y0, _, _), text in zip(boxes, ["a 90%", "b 75%"]):
+    for (x0, y0, _, _), text in zip(boxes, ["a 90%", "b 75%"], strict=True):
         band = out[y0 - 2 * vis.font_size:y0, x0:x0 + len(text) * vis.font_size]
         assert (band == LABEL_BACKGROUND).all(axis=2).sum() > 20
         assert (band > LABEL_BACKGROUND + 60).any()  # the text is light

@@ -109,7 +109,8 @@ def test_json_results_as_visualize_json_results_builds_them(tmp_path):
     with numpy scores/classes, Boxes of a numpy array and pred_masks a list of RLE dicts."""
     masks = _bitmaps()
     results = [{"image_id": 1, "category_id": cid, "bbox": bbox, "score": score, "segmentation": bitmask_to_rle(m)}
-               for m, cid, bbox, score in zip(masks, [1, 2], [[8, 8, 20, 20], [36, 20, 24, 24]], [0.9, 0.4])]
+               for m, cid, bbox, score in zip(masks, [1, 2], [[8, 8, 20, 20], [36, 20, 24, 24]], [0.9, 0.4],
+                                              strict=True)]
     path = tmp_path / "coco_instances_results.json"
     path.write_text(json.dumps(results))
     predictions = json.loads(path.read_text())

@@ -77,7 +77,7 @@ class FCNHead(SemSegFPNHead):
         nn.Module.__init__(self)  # SemSegFPNHead's FPN layers are not built; its losses and output are used
         names = sorted(input_shape, key=lambda name: input_shape[name].stride)
         strides = [input_shape[name].stride for name in names]
-        if not 1 <= len(names) <= 3 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
+        if not 1 <= len(names) <= 3 or any(b != 2 * a for a, b in zip(strides, strides[1:], strict=False)):
             raise ValueError(
                 "FCNHead needs 1 to 3 input features (MODEL.SEM_SEG_HEAD.IN_FEATURES) whose strides double, e.g. "
                 f"['res3', 'res4', 'res5'] (FCN-8s); got { {name: input_shape[name].stride for name in names} } "

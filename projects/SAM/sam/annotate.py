@@ -67,7 +67,7 @@ def annotate_coco_json(input_json: str, image_root: str, output_json: str, predi
         boxes = BoxMode.convert(torch.tensor([a["bbox"] for a in image_annotations], dtype=torch.float32),
                                 BoxMode.XYWH_ABS, BoxMode.XYXY_ABS)
         masks = predictor(rgb, boxes=boxes).pred_masks
-        for annotation, mask in zip(image_annotations, masks):
+        for annotation, mask in zip(image_annotations, masks, strict=True):
             annotation["segmentation"] = bitmask_to_rle(mask)
             annotation["area"] = int(mask.sum())
     stats = {"images": len(todo), "masks": sum(map(len, todo.values()))}

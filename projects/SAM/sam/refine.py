@@ -37,7 +37,7 @@ class SamRefinedEvaluator(DatasetEvaluator):
 
     def process(self, inputs: List[Dict[str, Any]], outputs: List[Dict[str, Any]]) -> None:
         refined = []
-        for inp, out in zip(inputs, outputs):
+        for inp, out in zip(inputs, outputs, strict=True):
             image = read_image(inp["file_name"], format="RGB")
             refined.append({**out, "instances": refine_instances(self.predictor, image, out["instances"].to("cpu"))})
         self.evaluator.process(inputs, refined)

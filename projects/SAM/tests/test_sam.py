@@ -148,7 +148,7 @@ def test_sam_annotate_round_trip_writes_a_new_json(tmp_path, tiny_checkpoint, ca
     assert out["annotations"][2] == data["annotations"][2]  # had a mask: kept as it was
     expected = sam.SamInstancePredictor(tiny_sam(seed=1))(
         IMAGE, boxes=torch.tensor([[4.0, 5.0, 30.0, 40.0], [40.0, 2.0, 79.0, 47.0]])).pred_masks
-    for annotation, original, mask in zip(out["annotations"][:2], data["annotations"][:2], expected):
+    for annotation, original, mask in zip(out["annotations"][:2], data["annotations"][:2], expected, strict=True):
         assert {k: v for k, v in annotation.items() if k not in ("segmentation", "area")} == {
             k: v for k, v in original.items() if k != "area"}
         decoded = rle_to_bitmask(annotation["segmentation"])

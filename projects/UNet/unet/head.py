@@ -110,10 +110,10 @@ class UNetHead(nn.Module):
         super().__init__()
         names = sorted(input_shape, key=lambda name: input_shape[name].stride)
         strides = [input_shape[name].stride for name in names]
-        if len(names) < 2 or any(deep != 2 * shallow for shallow, deep in zip(strides, strides[1:])):
+        if len(names) < 2 or any(deep != 2 * shallow for shallow, deep in zip(strides, strides[1:], strict=False)):
             raise ValueError(
                 f"UNetHead needs at least 2 input features with strides doubling from one to the next; got "
-                f"{dict(zip(names, strides))} (MODEL.SEM_SEG_HEAD.IN_FEATURES)."
+                f"{dict(zip(names, strides, strict=True))} (MODEL.SEM_SEG_HEAD.IN_FEATURES)."
             )
         self.in_features = names
         self.ignore_value = ignore_value
@@ -181,7 +181,8 @@ class UNetHead(nn.Module):
             decoded[i] = x
         logits, losses = self.output_head({"top": x}, targets)
         if self.training:
-            for level, (weight, predictor) in enumerate(zip(self.deep_supervision_weights, self.deep_supervision), 1):
+            supervised = zip(self.deep_supervision_weights, self.deep_supervision, strict=True)
+            for level, (weight, predictor) in enumerate(supervised, 1):
                 for key, value in self.output_head.losses(predictor(decoded[level]), targets).items():
                     losses[key.replace("loss_", f"loss_ds{self._strides[level]}_", 1)] = weight * value
         return logits, losses

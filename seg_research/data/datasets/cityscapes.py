@@ -159,7 +159,7 @@ def load_cityscapes_instances(image_dir: str, gt_dir: str, num_workers: int = 0)
     parsed = _map(instance_annotations, [gts[0] for _, _, gts in files], num_workers)
     records = [{"file_name": image, "image_id": image_id, "height": shape[0], "width": shape[1],
                 "annotations": annotations}
-               for (image_id, image, _), (shape, annotations) in zip(files, parsed)]
+               for (image_id, image, _), (shape, annotations) in zip(files, parsed, strict=True)]
     logger.info(f"Loaded {len(records)} Cityscapes images with instances from {gt_dir}")
     return records
 

@@ -98,7 +98,7 @@ def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = CL
     check_files_exist(xml_files, f"PASCAL VOC annotation files of '{split}'", _HINT)
     index = {name: k for k, name in enumerate(class_names)}
     records = []
-    for image_id, xml_file in zip(ids, xml_files):
+    for image_id, xml_file in zip(ids, xml_files, strict=True):
         parsed = read_voc_xml(xml_file)
         annotations = []
         for obj in parsed["objects"]:

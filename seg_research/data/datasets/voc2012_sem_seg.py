@@ -119,7 +119,7 @@ def load_voc_sem_seg(voc_root: str, split: str) -> List[Dict[str, Any]]:
     check_files_exist(labels, "VOC label PNGs of the split list", f"Each listed id needs {label_dir}/<id>.png. {_HINT}",
                       source=list_file)
     records = []
-    for image_id, image, label in zip(ids, images, labels):
+    for image_id, image, label in zip(ids, images, labels, strict=True):
         height, width = read_image_size(label)
         records.append({"file_name": image, "sem_seg_file_name": label, "height": height, "width": width,
                         "image_id": image_id})

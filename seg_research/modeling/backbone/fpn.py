@@ -100,7 +100,7 @@ class FPN(Backbone):
         if fuse_type not in _FUSE_TYPES:
             raise ValueError(f"FPN fuse_type must be one of {_FUSE_TYPES}, got '{fuse_type}'.")
         strides = [input_shapes[name].stride for name in in_features]
-        if any(s & (s - 1) for s in strides) or any(b != 2 * a for a, b in zip(strides, strides[1:])):
+        if any(s & (s - 1) for s in strides) or any(b != 2 * a for a, b in zip(strides, strides[1:], strict=False)):
             raise ValueError(
                 f"FPN in_features {list(in_features)} have strides {strides}; each must be a power of 2 and "
                 "twice the previous one (a dilated res5 has the stride of res4: remove res5 from them, or set "
@@ -112,7 +112,7 @@ class FPN(Backbone):
         self.fuse_type = fuse_type
         self.top_block = top_block
         stages = [int(math.log2(s)) for s in strides]
-        self._in_stages = list(zip(in_features, stages))
+        self._in_stages = list(zip(in_features, stages, strict=True))
         for name, stage in self._in_stages:
             lateral = conv_norm_relu(input_shapes[name].channels, out_channels, 1, norm=norm, relu=False, init="xavier")
             output = conv_norm_relu(out_channels, out_channels, 3, norm=norm, relu=False, init="xavier")
@@ -169,12 +169,13 @@ class FPN(Backbone):
                     lateral = lateral / 2
             merged = lateral
             results.insert(0, getattr(self, f"fpn_output{stage}")(merged))
-        outputs = dict(zip(self._out_features, results))
+        # _out_features ends with the top block's levels, which are added below
+        outputs = dict(zip(self._out_features[:len(self._in_stages)], results, strict=True))
         if self.top_block is not None:
             source = outputs.get(self.top_block.in_feature)
             if source is None:
                 source = bottom_up_features[self.top_block.in_feature]
-            outputs.update(zip(self._out_features[len(results):], self.top_block(source)))
+            outputs.update(zip(self._out_features[len(results):], self.top_block(source), strict=True))
         return outputs
 
 

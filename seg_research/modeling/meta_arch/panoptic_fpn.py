@@ -123,7 +123,7 @@ class PanopticFPN(GeneralizedRCNN):
             return detector_results, sem_seg_results
         return [self._postprocess(sem_seg, detections, inputs, image_size)
                 for sem_seg, detections, inputs, image_size
-                in zip(sem_seg_results, detector_results, batched_inputs, images.image_sizes)]
+                in zip(sem_seg_results, detector_results, batched_inputs, images.image_sizes, strict=True)]
 
     def _postprocess(self, sem_seg: torch.Tensor, detections: Instances, inputs: Dict[str, Any],
                      image_size: Tuple[int, int]) -> Dict[str, Any]:

@@ -148,7 +148,7 @@ class GeneralizedRCNN(ImageInputMixin, nn.Module):
         if not do_postprocess:
             return results
         return [{"instances": detector_postprocess(result, *requested_size(inputs, image_size))}
-                for result, inputs, image_size in zip(results, batched_inputs, images.image_sizes)]
+                for result, inputs, image_size in zip(results, batched_inputs, images.image_sizes, strict=True)]
 
 
 @META_ARCH_REGISTRY.register()
@@ -187,4 +187,4 @@ class ProposalNetwork(ImageInputMixin, nn.Module):
         if self.training:
             return losses
         return [{"proposals": detector_postprocess(result, *requested_size(inputs, image_size))}
-                for result, inputs, image_size in zip(proposals, batched_inputs, images.image_sizes)]
+                for result, inputs, image_size in zip(proposals, batched_inputs, images.image_sizes, strict=True)]

@@ -89,7 +89,7 @@ class SemanticSegmentor(ImageInputMixin, nn.Module):
 
         logits, _ = self.sem_seg_head(features)
         return [{"sem_seg": sem_seg_postprocess(logit, image_size, *requested_size(inputs, image_size))}
-                for logit, inputs, image_size in zip(logits, batched_inputs, images.image_sizes)]
+                for logit, inputs, image_size in zip(logits, batched_inputs, images.image_sizes, strict=True)]
 
 
 def build_aux_head(cfg, input_shape: Dict[str, ShapeSpec]) -> Optional[SemSegFPNHead]:

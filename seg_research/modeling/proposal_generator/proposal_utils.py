@@ -40,4 +40,4 @@ def add_ground_truth_to_proposals(gt: List[Instances] | List[Boxes], proposals: 
     if len(gt) != len(proposals):
         raise ValueError(f"add_ground_truth_to_proposals: {len(gt)} images of ground truth but {len(proposals)} "
                          "of proposals; pass one of each per image.")
-    return [add_ground_truth_to_proposals_single_image(g, p) for g, p in zip(gt, proposals)]
+    return [add_ground_truth_to_proposals_single_image(g, p) for g, p in zip(gt, proposals, strict=True)]

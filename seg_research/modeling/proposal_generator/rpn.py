@@ -127,7 +127,7 @@ def find_top_rpn_proposals(
     num_images = len(image_sizes)
     batch_index = torch.arange(num_images, device=proposals[0].device)[:, None]
     boxes, scores, levels = [], [], []
-    for level, (boxes_l, logits_l) in enumerate(zip(proposals, pred_objectness_logits)):
+    for level, (boxes_l, logits_l) in enumerate(zip(proposals, pred_objectness_logits, strict=True)):
         k = min(pre_nms_topk, logits_l.shape[1])
         top_scores, top_index = logits_l.topk(k, dim=1)
         boxes.append(boxes_l[batch_index, top_index])
@@ -136,7 +136,7 @@ def find_top_rpn_proposals(
     boxes, scores, levels = torch.cat(boxes, dim=1), torch.cat(scores, dim=1), torch.cat(levels)
 
     results = []
-    for image_boxes, image_scores, image_size in zip(boxes, scores, image_sizes):
+    for image_boxes, image_scores, image_size in zip(boxes, scores, image_sizes, strict=True):
         keep = torch.isfinite(image_boxes).all(dim=1) & torch.isfinite(image_scores)
         image_boxes = clip_boxes_to_image(image_boxes[keep], image_size)
         image_scores, image_levels = image_scores[keep], levels[keep]
@@ -346,7 +346,7 @@ class RPN(nn.Module):
     ) -> List[Instances]:
         """Decode the deltas of every anchor and keep the best proposals (:func:`find_top_rpn_proposals`)."""
         proposals = []
-        for anchors_l, deltas_l in zip(anchors, pred_anchor_deltas):
+        for anchors_l, deltas_l in zip(anchors, pred_anchor_deltas, strict=True):
             num_images, num_anchors = deltas_l.shape[:2]
             decoded = self.box2box_transform.apply_deltas(
                 deltas_l.reshape(-1, 4), anchors_l.tensor.repeat(num_images, 1)

@@ -70,7 +70,7 @@ def fast_rcnn_inference(
     """:func:`fast_rcnn_inference_single_image` for each image (lists of per-image tensors)."""
     results = [
         fast_rcnn_inference_single_image(b, s, shape, score_thresh, nms_thresh, topk_per_image)
-        for b, s, shape in zip(boxes, scores, image_shapes)
+        for b, s, shape in zip(boxes, scores, image_shapes, strict=True)
     ]
     return [r[0] for r in results], [r[1] for r in results]
 

@@ -68,7 +68,7 @@ def mask_rcnn_inference(pred_mask_logits: torch.Tensor, pred_instances: List[Ins
     else:
         classes = torch.cat([p.pred_classes for p in pred_instances])
         probs = pred_mask_logits[torch.arange(len(classes), device=classes.device), classes][:, None].sigmoid()
-    for probs_per_image, instances in zip(probs.split([len(p) for p in pred_instances]), pred_instances):
+    for probs_per_image, instances in zip(probs.split([len(p) for p in pred_instances]), pred_instances, strict=True):
         instances.pred_masks = probs_per_image
 
 

@@ -45,7 +45,7 @@ def foreground_masks(proposals: List[Instances], bg_label: int) -> List[torch.Te
 
 def select_foreground_proposals(proposals: List[Instances], bg_label: int) -> List[Instances]:
     """Per image, the proposals selected by :func:`foreground_masks`."""
-    return [p[mask] for p, mask in zip(proposals, foreground_masks(proposals, bg_label))]
+    return [p[mask] for p, mask in zip(proposals, foreground_masks(proposals, bg_label), strict=True)]
 
 
 def roi_heads_in_features(cfg, input_shape: Dict[str, ShapeSpec]) -> List[str]:
@@ -135,7 +135,7 @@ class ROIHeads(nn.Module):
         if targets is None:
             raise ValueError(f"{type(self).__name__} needs targets in training mode.")
         sampled = []
-        for proposals_i, targets_i in zip(proposals, targets):
+        for proposals_i, targets_i in zip(proposals, targets, strict=True):
             boxes = proposals_i.proposal_boxes
             if self.proposal_append_gt:
                 boxes = Boxes.cat([boxes, targets_i.gt_boxes])

@@ -126,7 +126,7 @@ class SemSegFPNHead(nn.Module):
             )
         return [
             (loss_key(name), float(weight), functools.partial(LOSS_REGISTRY.get(name), **loss_options.get(name, {})))
-            for name, weight in zip(loss_types, loss_weights)
+            for name, weight in zip(loss_types, loss_weights, strict=True)
         ]
 
     @classmethod

@@ -31,7 +31,7 @@ def outer_polygons(mask: np.ndarray) -> Tuple[List[List[float]], bool]:
     parents = hierarchy[0][:, 3]
     last = np.array([mask.shape[1] - 1, mask.shape[0] - 1])
     polygons = []
-    for contour, parent in zip(contours, parents):
+    for contour, parent in zip(contours, parents, strict=True):
         if parent < 0 and len(contour) >= 3:
             xy = contour.reshape(-1, 2)
             polygons.append(np.where(xy == 0, 0.0, np.where(xy == last, last + 1.0, xy + 0.5)).ravel().tolist())
