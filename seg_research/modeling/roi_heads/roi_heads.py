@@ -138,6 +138,8 @@ class ROIHeads(nn.Module):
         for proposals_i, targets_i in zip(proposals, targets, strict=True):
             boxes = proposals_i.proposal_boxes
             if self.proposal_append_gt:
+                # Early in training the RPN proposes almost nothing that overlaps an object, so the box and
+                # mask heads would see no foreground; the GT boxes are perfect proposals of every object.
                 boxes = Boxes.cat([boxes, targets_i.gt_boxes])
             matched_idxs, matched_labels = self.proposal_matcher(pairwise_iou(targets_i.gt_boxes, boxes))
             has_gt = len(targets_i) > 0
