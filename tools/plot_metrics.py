@@ -1,12 +1,16 @@
 #!/usr/bin/env python
-"""Plot the training curves of a run: losses, learning rate and evaluation metrics over iterations.
+"""Plot the training curves of a run: losses, learning rate, training diagnostics and evaluation
+metrics over iterations.
 
     python tools/plot_metrics.py OUTPUT_DIR [--output OUTPUT_DIR/metrics.png]
 
 Reads ``OUTPUT_DIR/metrics.json`` (JSON lines written during training). When an iteration
 appears more than once (a run resumed with --resume), its last values are used; an
-unreadable line (e.g. cut by a killed run) is skipped with a warning. Evaluation metrics
-are the ``<task>/<metric>`` entries without a per-class suffix (``sem_seg/mIoU``, ``bbox/AP``, ...).
+unreadable line (e.g. cut by a killed run) is skipped with a warning. The models' training
+diagnostics (``rpn/``, ``roi_head/``, ``fast_rcnn/``, ``mask_rcnn/``, ``sem_seg_head/`` events)
+get two panels: sample counts per image (``.../num_*``) and accuracies (fractions). Evaluation
+metrics are the other ``<task>/<metric>`` entries without a per-class suffix (``sem_seg/mIoU``,
+``bbox/AP``, ...).
 """
 import argparse
 import io
@@ -29,6 +33,11 @@ logger = logging.getLogger("seg_research.plot_metrics")
 
 Series = Dict[str, List[Tuple[int, float]]]
 
+# Namespaces of the events models put in training (detectron2's names, plus sem_seg_head/).
+DIAGNOSTIC_PREFIXES = ("rpn/", "roi_head/", "fast_rcnn/", "mask_rcnn/", "sem_seg_head/")
+SAMPLES_PANEL = "diagnostics: samples per image"
+ACCURACY_PANEL = "diagnostics: accuracies and error rates"
+
 
 def read_metrics(json_file: str) -> Series:
     """``{name: [(iteration, value), ...]}`` sorted by iteration; the last value wins per iteration."""
@@ -50,14 +59,20 @@ def read_metrics(json_file: str) -> Series:
 
 
 def group_series(series: Series) -> Dict[str, Series]:
-    """Panels: ``losses`` (names containing "loss"), ``learning rate`` (``lr``) and
-    ``evaluation`` (``<task>/<metric>`` without a ``-<class>`` suffix)."""
-    groups: Dict[str, Series] = {"losses": {}, "learning rate": {}, "evaluation": {}}
+    """Panels: ``losses`` (names containing "loss"), ``learning rate`` (``lr``), the training
+    diagnostics (names starting with one of ``DIAGNOSTIC_PREFIXES``: ``SAMPLES_PANEL`` for
+    ``.../num_*`` counts, ``ACCURACY_PANEL`` for the others) and ``evaluation`` (other
+    ``<task>/<metric>`` without a ``-<class>`` suffix). Empty panels are left out."""
+    groups: Dict[str, Series] = {"losses": {}, "learning rate": {}, SAMPLES_PANEL: {}, ACCURACY_PANEL: {},
+                                 "evaluation": {}}
     for name, points in sorted(series.items()):
         if "loss" in name:
             groups["losses"][name] = points
         elif name == "lr":
             groups["learning rate"][name] = points
+        elif name.startswith(DIAGNOSTIC_PREFIXES):
+            panel = SAMPLES_PANEL if name.rsplit("/", 1)[1].startswith("num_") else ACCURACY_PANEL
+            groups[panel][name] = points
         elif "/" in name and "-" not in name.split("/", 1)[1]:
             groups["evaluation"][name] = points
     return {title: group for title, group in groups.items() if group}
@@ -93,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     groups = group_series(read_metrics(json_file))
     if not groups:
-        logger.error(f"{json_file} holds no loss, lr or evaluation metric yet.")
+        logger.error(f"{json_file} holds no loss, lr, diagnostic or evaluation metric yet.")
         return 1
     out = args.output or os.path.join(args.output_dir, "metrics.png")
     atomic_write_bytes(out, plot(groups, os.path.basename(os.path.normpath(args.output_dir))))

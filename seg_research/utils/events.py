@@ -18,7 +18,7 @@ from fvcore.common.history_buffer import HistoryBuffer
 from .file_io import PathManager
 
 __all__ = [
-    "EventStorage", "get_event_storage", "flatten_results_dict",
+    "EventStorage", "get_event_storage", "current_event_storage", "flatten_results_dict",
     "EventWriter", "JSONWriter", "CommonMetricPrinter", "TensorboardXWriter",
 ]
 
@@ -37,6 +37,19 @@ def get_event_storage() -> "EventStorage":
             "`with EventStorage(start_iter):` (trainers open one in train())."
         )
     return _CURRENT_STORAGE_STACK[-1]
+
+
+def current_event_storage() -> Optional["EventStorage"]:
+    """The innermost ``EventStorage`` being used, or None outside every ``with EventStorage(...)``.
+
+    For code that logs only when a trainer (or a test) opened a storage, and must keep working
+    without one, e.g. a model's training diagnostics::
+
+        storage = current_event_storage()
+        if storage is not None:
+            storage.put_scalar("rpn/num_pos_anchors", ...)
+    """
+    return _CURRENT_STORAGE_STACK[-1] if _CURRENT_STORAGE_STACK else None
 
 
 class EventStorage:

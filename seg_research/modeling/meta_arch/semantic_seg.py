@@ -95,7 +95,8 @@ class SemanticSegmentor(ImageInputMixin, nn.Module):
 def build_aux_head(cfg, input_shape: Dict[str, ShapeSpec]) -> Optional[SemSegFPNHead]:
     """The auxiliary head of ``MODEL.SEM_SEG_HEAD.AUX_IN_FEATURES`` (None when empty): a
     :class:`SemSegFPNHead` on those backbone features with the main head's classes, convs, norm
-    and losses, its loss weighted by ``AUX_LOSS_WEIGHT``."""
+    and losses, its loss weighted by ``AUX_LOSS_WEIGHT``; it puts no pixel accuracy event (the
+    main head's ``sem_seg_head/pixel_accuracy`` is the one logged)."""
     head = cfg.MODEL.SEM_SEG_HEAD
     names = list(head.AUX_IN_FEATURES)
     if not names:
@@ -106,5 +107,6 @@ def build_aux_head(cfg, input_shape: Dict[str, ShapeSpec]) -> Optional[SemSegFPN
                           f"{list(input_shape)}; add them to the backbone's OUT_FEATURES.")
     args = SemSegFPNHead.from_config(cfg, input_shape)
     args.update(input_shape={name: input_shape[name] for name in names},
-                common_stride=min(input_shape[name].stride for name in names), loss_weight=head.AUX_LOSS_WEIGHT)
+                common_stride=min(input_shape[name].stride for name in names), loss_weight=head.AUX_LOSS_WEIGHT,
+                pixel_accuracy_event=None)
     return SemSegFPNHead(**args)

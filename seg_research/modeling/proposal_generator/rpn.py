@@ -16,6 +16,7 @@ from torchvision.ops.misc import Conv2dNormActivation
 from ...config import ConfigError, configurable
 from ...layers import ShapeSpec
 from ...structures import Boxes, ImageList, Instances, pairwise_iou
+from ...utils.events import current_event_storage
 from ...utils.registry import Registry
 from ..anchor_generator import build_anchor_generator
 from ..box_regression import Box2BoxTransform, box_regression_loss
@@ -282,6 +283,10 @@ class RPN(nn.Module):
     ) -> Dict[str, torch.Tensor]:
         """``loss_rpn_cls`` and ``loss_rpn_loc`` (see the class doc).
 
+        Inside an ``EventStorage`` (a trainer), also puts detectron2's diagnostics
+        ``rpn/num_pos_anchors`` and ``rpn/num_neg_anchors``: the sampled foreground (label 1) and
+        background (label 0) anchors, summed over the batch and divided by the number of images.
+
         Args:
             pred_objectness_logits: per level, (N, Hi*Wi*A).
             pred_anchor_deltas: per level, (N, Hi*Wi*A, 4).
@@ -290,6 +295,11 @@ class RPN(nn.Module):
         num_images = len(gt_labels)
         labels = torch.stack(gt_labels)  # (N, R)
         foreground = labels == 1
+        storage = current_event_storage()
+        if storage is not None:
+            num_pos, num_neg = torch.stack([foreground.sum(), (labels == 0).sum()]).tolist()  # one sync
+            storage.put_scalar("rpn/num_pos_anchors", num_pos / num_images)
+            storage.put_scalar("rpn/num_neg_anchors", num_neg / num_images)
         all_anchors = Boxes.cat(anchors).tensor.expand(num_images, -1, -1)
         loss_loc = box_regression_loss(
             self.box2box_transform, all_anchors[foreground], torch.cat(pred_anchor_deltas, dim=1)[foreground],

@@ -16,12 +16,45 @@ from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
 from ...config import configurable
 from ...layers import ShapeSpec
 from ...structures import Boxes, Instances
+from ...utils.events import current_event_storage
 from ..box_regression import Box2BoxTransform, box_regression_loss
 
 __all__ = ["FastRCNNOutputLayers", "fast_rcnn_inference", "fast_rcnn_inference_single_image"]
 
 # Detections narrower or shorter than this (pixels, after clipping) are dropped, as torchvision does.
 _MIN_DETECTION_SIDE = 1e-2
+
+
+def _put_classification_stats(logits: torch.Tensor, gt_classes: torch.Tensor, prefix: str = "fast_rcnn") -> None:
+    """Inside an ``EventStorage``, put detectron2's classification diagnostics of the sampled ROIs.
+
+    With ``pred = logits.argmax(1)``, background class K = ``logits.shape[1] - 1`` and the
+    foreground ROIs those whose ``gt_classes`` is in 0..K-1:
+
+    - ``<prefix>/cls_accuracy``: ROIs with ``pred == gt_classes`` / all ROIs;
+    - ``<prefix>/fg_cls_accuracy``: foreground ROIs with ``pred == gt_classes`` / foreground ROIs;
+    - ``<prefix>/false_negative``: foreground ROIs with ``pred == K`` / foreground ROIs.
+
+    Nothing is put without ROIs; the two foreground ratios are not put without foreground ROIs.
+
+    Args:
+        logits: float (R, K + 1) class logits (or scores; only their argmax is used).
+        gt_classes: int64 (R,) in 0..K.
+    """
+    storage = current_event_storage()
+    if storage is None or gt_classes.numel() == 0:
+        return
+    background = logits.shape[1] - 1
+    pred = logits.detach().argmax(dim=1)
+    correct = pred == gt_classes
+    foreground = (gt_classes >= 0) & (gt_classes < background)
+    num_correct, num_fg, num_fg_correct, num_fg_as_bg = torch.stack([  # one sync for the four counts
+        correct.sum(), foreground.sum(), (correct & foreground).sum(), (foreground & (pred == background)).sum(),
+    ]).tolist()
+    storage.put_scalar(f"{prefix}/cls_accuracy", num_correct / gt_classes.numel())
+    if num_fg > 0:
+        storage.put_scalar(f"{prefix}/fg_cls_accuracy", num_fg_correct / num_fg)
+        storage.put_scalar(f"{prefix}/false_negative", num_fg_as_bg / num_fg)
 
 
 def fast_rcnn_inference_single_image(
@@ -153,9 +186,14 @@ class FastRCNNOutputLayers(nn.Module):
             predictions: the output of :meth:`forward` for the ROIs of ``proposals``.
             proposals: per image, sampled ROIs with ``proposal_boxes``, ``gt_classes`` (int64,
                 K for background) and ``gt_boxes``.
+
+        Inside an ``EventStorage`` (a trainer), also puts ``fast_rcnn/cls_accuracy``,
+        ``fast_rcnn/fg_cls_accuracy`` and ``fast_rcnn/false_negative`` (see
+        :func:`_put_classification_stats`).
         """
         scores, deltas = predictions
         gt_classes = torch.cat([p.gt_classes for p in proposals])
+        _put_classification_stats(scores, gt_classes)
         num_rois = max(len(gt_classes), 1)
         loss_cls = F.cross_entropy(scores, gt_classes, reduction="sum") / num_rois
         foreground = ((gt_classes >= 0) & (gt_classes < self.num_classes)).nonzero().squeeze(1)

@@ -12,6 +12,7 @@ from ...layers import ShapeSpec, conv_norm_relu
 from ...layers.deconv_predictor import deconv_relu_class_logits
 from ...structures import Instances
 from ...utils.absent import absent_names
+from ...utils.events import current_event_storage
 from ...utils.registry import Registry
 
 __all__ = ["ROI_MASK_HEAD_REGISTRY", "build_mask_head", "MaskRCNNConvUpsampleHead", "mask_rcnn_loss",
@@ -23,6 +24,34 @@ Registry for mask heads, called as ``obj(cfg, input_shape)`` with ``input_shape`
 :class:`ShapeSpec` of the pooled ROI features. ``forward(x, instances)`` returns
 ``{"loss_mask": ...}`` in training and the instances with ``pred_masks`` in inference.
 """
+
+
+def _put_mask_stats(logits: torch.Tensor, gt_foreground: torch.Tensor) -> None:
+    """Inside an ``EventStorage``, put detectron2's mask diagnostics over all M×M pixels of the
+    foreground ROIs, a pixel being predicted foreground where its logit is > 0:
+
+    - ``mask_rcnn/accuracy``: pixels whose prediction equals the target / all pixels;
+    - ``mask_rcnn/false_positive``: pixels predicted foreground where the target is background /
+      target-background pixels (denominator at least 1);
+    - ``mask_rcnn/false_negative``: pixels predicted background where the target is foreground /
+      target-foreground pixels (denominator at least 1).
+
+    Args:
+        logits: float (R, M, M) mask logits of each ROI's ground-truth class.
+        gt_foreground: bool (R, M, M) targets (the loss's, thresholded at 0.5).
+    """
+    storage = current_event_storage()
+    if storage is None:
+        return
+    pred = logits.detach() > 0
+    wrong = pred != gt_foreground
+    num_wrong, num_fg, num_fp, num_fn = torch.stack([  # one sync for the four counts
+        wrong.sum(), gt_foreground.sum(), (wrong & ~gt_foreground).sum(), (wrong & gt_foreground).sum(),
+    ]).tolist()
+    num_pixels = wrong.numel()
+    storage.put_scalar("mask_rcnn/accuracy", 1.0 - num_wrong / max(num_pixels, 1))
+    storage.put_scalar("mask_rcnn/false_positive", num_fp / max(num_pixels - num_fg, 1))
+    storage.put_scalar("mask_rcnn/false_negative", num_fn / max(num_fg, 1))
 
 
 def mask_rcnn_loss(pred_mask_logits: torch.Tensor, instances: List[Instances]) -> torch.Tensor:
@@ -38,7 +67,9 @@ def mask_rcnn_loss(pred_mask_logits: torch.Tensor, instances: List[Instances]) -
     Returns:
         Scalar loss; 0 (with a gradient path) when there is no foreground ROI. Targets are the
         ground-truth masks cropped to each ROI and resampled to M×M
-        (``gt_masks.crop_and_resize``), thresholded at 0.5.
+        (``gt_masks.crop_and_resize``), thresholded at 0.5. Inside an ``EventStorage`` (a
+        trainer), with at least one foreground ROI, also puts ``mask_rcnn/accuracy``,
+        ``mask_rcnn/false_positive`` and ``mask_rcnn/false_negative`` (see :func:`_put_mask_stats`).
     """
     mask_size = pred_mask_logits.shape[-1]
     if pred_mask_logits.shape[0] == 0:
@@ -52,7 +83,9 @@ def mask_rcnn_loss(pred_mask_logits: torch.Tensor, instances: List[Instances]) -
     else:
         gt_classes = torch.cat([p.gt_classes for p in instances])
         logits = pred_mask_logits[torch.arange(len(gt_classes), device=gt_classes.device), gt_classes]
-    return F.binary_cross_entropy_with_logits(logits, (targets >= 0.5).to(logits.dtype), reduction="mean")
+    gt_foreground = targets >= 0.5
+    _put_mask_stats(logits, gt_foreground)
+    return F.binary_cross_entropy_with_logits(logits, gt_foreground.to(logits.dtype), reduction="mean")
 
 
 def mask_rcnn_inference(pred_mask_logits: torch.Tensor, pred_instances: List[Instances]) -> None:

@@ -10,6 +10,7 @@ from ...config import ConfigError, configurable
 from ...layers import ShapeSpec
 from ...structures import Boxes, Instances, pairwise_iou
 from ...utils.absent import KEYPOINTS, absent_names
+from ...utils.events import current_event_storage
 from ...utils.registry import Registry
 from ..matcher import Matcher
 from ..poolers import ROIPooler
@@ -129,12 +130,16 @@ class ROIHeads(nn.Module):
             (int64, 0..K-1, or K for background) and every ``gt_*`` field of the target
             matched to each ROI (``gt_boxes`` all zeros for an image without ground truth).
 
+        Inside an ``EventStorage`` (a trainer), also puts detectron2's diagnostics
+        ``roi_head/num_fg_samples`` and ``roi_head/num_bg_samples``: the sampled foreground and
+        background ROIs per image, averaged over the images of the batch.
+
         Raises:
             ValueError: without ``targets`` (the heads are in training mode).
         """
         if targets is None:
             raise ValueError(f"{type(self).__name__} needs targets in training mode.")
-        sampled = []
+        sampled, num_fg, num_bg = [], 0, 0
         for proposals_i, targets_i in zip(proposals, targets, strict=True):
             boxes = proposals_i.proposal_boxes
             if self.proposal_append_gt:
@@ -152,6 +157,7 @@ class ROIHeads(nn.Module):
             pos_idx, neg_idx = subsample_labels(gt_classes, self.batch_size_per_image, self.positive_fraction,
                                                 self.num_classes)
             index = torch.cat([pos_idx, neg_idx])
+            num_fg, num_bg = num_fg + len(pos_idx), num_bg + len(neg_idx)
             rois = Instances(proposals_i.image_size, proposal_boxes=boxes[index], gt_classes=gt_classes[index])
             if has_gt:
                 for name, value in targets_i.get_fields().items():
@@ -160,6 +166,10 @@ class ROIHeads(nn.Module):
             else:
                 rois.gt_boxes = Boxes(boxes.tensor.new_zeros((len(index), 4)))
             sampled.append(rois)
+        storage = current_event_storage()
+        if storage is not None and sampled:
+            storage.put_scalar("roi_head/num_fg_samples", num_fg / len(sampled))
+            storage.put_scalar("roi_head/num_bg_samples", num_bg / len(sampled))
         return sampled
 
     def forward_with_given_boxes(self, features: Dict[str, torch.Tensor], instances: List[Instances]) -> List[Instances]:

@@ -11,16 +11,42 @@ from torch import nn
 
 from ...config import ConfigError, configurable
 from ...layers import ShapeSpec, conv_norm_relu
+from ...utils.events import current_event_storage
 from ..losses import LOSS_REGISTRY, check_sem_seg_targets
 from .build import SEM_SEG_HEADS_REGISTRY
 
-__all__ = ["SemSegFPNHead", "loss_key"]
+__all__ = ["SemSegFPNHead", "loss_key", "put_pixel_accuracy"]
+
+PIXEL_ACCURACY_EVENT = "sem_seg_head/pixel_accuracy"
 
 
 def loss_key(loss_type: str) -> str:
     """Name of a loss term in the loss dict: ``"loss_sem_seg"`` for ``"cross_entropy"``
     (detectron2's name), ``"loss_sem_seg_<loss_type>"`` for the others."""
     return "loss_sem_seg" if loss_type == "cross_entropy" else f"loss_sem_seg_{loss_type}"
+
+
+def put_pixel_accuracy(name: str, logits: torch.Tensor, targets: torch.Tensor, ignore_value: int) -> None:
+    """Inside an ``EventStorage`` (a trainer), put ``name``: the training pixel accuracy, labeled
+    pixels whose predicted class equals the target / labeled pixels (targets != ``ignore_value``).
+    Nothing is put outside a storage or without labeled pixels.
+
+    The predicted class is the argmax over the channels; a single-channel (binary) head
+    predicts class 1 where its logit is > 0.
+
+    Args:
+        logits: float (N, C, H, W) at the targets' size.
+        targets: int64 (N, H, W) class ids or ``ignore_value``.
+    """
+    storage = current_event_storage()
+    if storage is None:
+        return
+    logits = logits.detach()
+    pred = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(dim=1)
+    labeled = targets != ignore_value
+    num_correct, num_labeled = torch.stack([((pred == targets) & labeled).sum(), labeled.sum()]).tolist()
+    if num_labeled > 0:
+        storage.put_scalar(name, num_correct / num_labeled)
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
@@ -39,7 +65,15 @@ class SemSegFPNHead(nn.Module):
     ``num_classes=1`` is a single-channel binary head (train it with ``"bce_dice"``); its
     inference logits are returned as 2 channels ``[0, x]``, whose softmax is
     ``[1 - sigmoid(x), sigmoid(x)]``, so outputs always have one channel per class.
+
+    Diagnostics: in training, inside an ``EventStorage``, :meth:`forward` puts
+    ``pixel_accuracy_event`` (default ``sem_seg_head/pixel_accuracy``, see
+    :func:`put_pixel_accuracy`) on the logits its loss sees; not ``sem_seg/...``, the namespace
+    of the evaluator's results. :meth:`losses` called alone (e.g. deep supervision) puts nothing.
     """
+
+    # A class attribute, so subclasses that skip this __init__ (projects' FCNHead) log too.
+    pixel_accuracy_event: Optional[str] = PIXEL_ACCURACY_EVENT
 
     @configurable
     def __init__(
@@ -55,6 +89,7 @@ class SemSegFPNHead(nn.Module):
         loss_types: Sequence[str] = ("cross_entropy",),
         loss_weights: Sequence[float] = (1.0,),
         loss_options: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        pixel_accuracy_event: Optional[str] = PIXEL_ACCURACY_EVENT,
     ) -> None:
         """
         Args:
@@ -70,6 +105,8 @@ class SemSegFPNHead(nn.Module):
             loss_weights: one weight per entry of ``loss_types``.
             loss_options: loss name -> extra keyword arguments of that loss, e.g.
                 ``{"focal": {"gamma": 2.0}}``; names not in ``loss_types`` are unused.
+            pixel_accuracy_event: name of the training pixel accuracy put by :meth:`forward`
+                (None: not put, e.g. for an auxiliary head).
         """
         super().__init__()
         if not input_shape:
@@ -80,6 +117,7 @@ class SemSegFPNHead(nn.Module):
         self.ignore_value = ignore_value
         self.loss_weight = loss_weight
         self._loss_terms = self._build_loss_terms(num_classes, loss_types, loss_weights, loss_options or {})
+        self.pixel_accuracy_event = pixel_accuracy_event
 
         self.scale_heads = nn.ModuleDict()
         for name in self.in_features:
@@ -173,7 +211,7 @@ class SemSegFPNHead(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("SemSegFPNHead needs targets in training mode.")
-            return None, self.losses(logits, targets)
+            return None, self.losses(logits, targets, pixel_accuracy_event=self.pixel_accuracy_event)
         logits = F.interpolate(logits, scale_factor=self.common_stride, mode="bilinear", align_corners=False)
         if self.num_classes == 1:
             logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
@@ -187,19 +225,24 @@ class SemSegFPNHead(nn.Module):
             summed = x if summed is None else summed + x
         return self.predictor(summed)
 
-    def losses(self, predictions: torch.Tensor, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def losses(self, predictions: torch.Tensor, targets: torch.Tensor, *,
+               pixel_accuracy_event: Optional[str] = None) -> Dict[str, torch.Tensor]:
         """
         Args:
             predictions: float (N, num_classes, h, w) logits from :meth:`layers`; bilinearly
                 upsampled to the targets' size before the losses.
             targets: int64 (N, H, W) class ids in 0..num_classes-1 (0..1 for a single-channel
                 head), or ``ignore_value``.
+            pixel_accuracy_event: if given, the name under which :func:`put_pixel_accuracy`
+                puts the pixel accuracy of the upsampled logits (inside an ``EventStorage``).
 
         Returns:
             :func:`loss_key` of each loss type -> weighted scalar loss.
         """
         check_sem_seg_targets(targets, max(self.num_classes, 2), self.ignore_value)
         logits = F.interpolate(predictions, size=targets.shape[-2:], mode="bilinear", align_corners=False)
+        if pixel_accuracy_event:
+            put_pixel_accuracy(pixel_accuracy_event, logits, targets, self.ignore_value)
         return {
             key: self.loss_weight * weight * loss(logits, targets, ignore_label=self.ignore_value)
             for key, weight, loss in self._loss_terms
