@@ -131,9 +131,10 @@ class Checkpointer(_FvCheckpointer):
         self.path_manager = PathManager
         self.logger = logging.getLogger(__name__)
 
-    def save(self, name: str, **kwargs: Any) -> None:
+    def save(self, name: str, *, tag_last: bool = True, **kwargs: Any) -> None:
         """Write ``<save_dir>/<name>.pth`` (model, checkpointables, ``kwargs``), then tag it
-        in ``last_checkpoint``. Does nothing without ``save_dir`` or with ``save_to_disk=False``."""
+        in ``last_checkpoint`` unless ``tag_last`` is False (e.g. ``model_best.pth``, which
+        ``--resume`` must not pick). Does nothing without ``save_dir`` or with ``save_to_disk=False``."""
         if not self.save_dir or not self.save_to_disk:
             return
         data: Dict[str, Any] = {"model": self.model.state_dict()}
@@ -144,7 +145,8 @@ class Checkpointer(_FvCheckpointer):
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
         torch_save_atomic(data, save_file)
-        self.tag_last_checkpoint(basename)
+        if tag_last:
+            self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         atomic_write_bytes(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename.encode("utf-8"))

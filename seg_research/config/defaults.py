@@ -451,6 +451,38 @@ _C.SOLVER.BETAS = (0.9, 0.999)
 # seg_research: on a NaN/infinite loss, False raises FloatingPointError with the iteration and the
 # loss dict; True skips that optimizer step (gradients zeroed), counted as nonfinite_steps_skipped.
 _C.SOLVER.SKIP_NONFINITE_STEPS = False
+# seg_research: gradient accumulation, an integer N >= 1 read by DefaultTrainer (the step trainer)
+# and data.build's train loader: each iteration takes N micro-batches of IMS_PER_BATCH / N images
+# (over all processes; IMS_PER_BATCH must divide by N x processes), backpropagates each loss / N
+# and steps the optimizer once. MAX_ITER, STEPS, the LR schedule, CHECKPOINT_PERIOD, EVAL_PERIOD
+# and metrics count optimizer steps. 1: one batch per step (detectron2's behaviour).
+_C.SOLVER.GRADIENT_ACCUMULATION_STEPS = 1
+# seg_research: keep OUTPUT_DIR/model_best.pth, the checkpoint whose evaluation scored best on
+# METRIC (a flattened result name: "segm/AP", "bbox/AP", "sem_seg/mIoU", "panoptic_seg/PQ";
+# "<dataset>/segm/AP" with several DATASETS.TEST), higher better with MODE "max", lower with "min"
+# (engine.hooks.BestCheckpointer, registered by DefaultTrainer at each TEST.EVAL_PERIOD evaluation
+# and the final one). PATIENCE N > 0 stops training after N evaluations in a row without
+# improvement (model_final.pth written at the stopping iteration); 0 never stops.
+_C.SOLVER.BEST_CHECKPOINTER = CN({"ENABLED": False})
+_C.SOLVER.BEST_CHECKPOINTER.METRIC = ""
+_C.SOLVER.BEST_CHECKPOINTER.MODE = "max"
+_C.SOLVER.BEST_CHECKPOINTER.PATIENCE = 0
+
+# ---------------------------------------------------------------------------- #
+# Model EMA (d2go's keys; read by engine.defaults.DefaultTrainer and train_net's --eval-only)
+# ---------------------------------------------------------------------------- #
+# seg_research: keep an exponential moving average of the weights, updated after every optimizer
+# step, saved in checkpoints (entry "ema_state"), and evaluated during training in place of the
+# raw weights (training continues on the raw ones).
+_C.MODEL_EMA = CN()
+_C.MODEL_EMA.ENABLED = False
+# Weight of the old average per update, in [0, 1): ema = DECAY * ema + (1 - DECAY) * weights.
+_C.MODEL_EMA.DECAY = 0.999
+# Device of the average: "" the model's, or e.g. "cpu" to spare GPU memory.
+_C.MODEL_EMA.DEVICE = ""
+# With ENABLED, --eval-only loads the checkpoint's EMA weights (its "ema_state") into the model
+# instead of its raw weights.
+_C.MODEL_EMA.USE_EMA_WEIGHTS_FOR_EVAL_ONLY = False
 
 # ---------------------------------------------------------------------------- #
 # Test

@@ -190,6 +190,19 @@ def build_batch_data_loader(
                         persistent_workers=num_workers > 0)
 
 
+def micro_batch_size(ims_per_batch: int, accumulation_steps: int, world_size: int) -> int:
+    """Images per micro-batch over all processes: ``ims_per_batch / accumulation_steps``
+    (SOLVER.IMS_PER_BATCH, SOLVER.GRADIENT_ACCUMULATION_STEPS), each process then loading
+    ``ims_per_batch / (accumulation_steps * world_size)`` of them per micro-batch."""
+    if accumulation_steps < 1 or ims_per_batch % (accumulation_steps * world_size) != 0:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH ({ims_per_batch}) must be divisible by SOLVER.GRADIENT_ACCUMULATION_STEPS "
+            f"({accumulation_steps}) x the number of processes ({world_size}), so that every micro-batch of every "
+            f"process has the same whole number of images: use a multiple of {max(accumulation_steps, 1) * world_size}."
+        )
+    return ims_per_batch // accumulation_steps
+
+
 def _train_loader_from_config(
     cfg, mapper: Optional[Callable] = None, *, dataset=None, sampler=None, start_iter: int = 0, seed: Optional[int] = None
 ):
@@ -208,14 +221,16 @@ def _train_loader_from_config(
             )
         sampler = sampler(cfg, dataset, seed)
         logger.info(f"Using training sampler {cfg.DATALOADER.SAMPLER_TRAIN}")
+    micro_batches = cfg.SOLVER.GRADIENT_ACCUMULATION_STEPS
     return {
         "dataset": dataset,
         "mapper": mapper,
         "sampler": sampler,
-        "total_batch_size": cfg.SOLVER.IMS_PER_BATCH,
+        # with gradient accumulation the loader yields micro-batches, N per iteration (optimizer step)
+        "total_batch_size": micro_batch_size(cfg.SOLVER.IMS_PER_BATCH, micro_batches, comm.get_world_size()),
         "aspect_ratio_grouping": cfg.DATALOADER.ASPECT_RATIO_GROUPING,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
-        "start_iter": start_iter,
+        "start_iter": start_iter * micro_batches,
         "on_bad_sample": cfg.DATALOADER.ON_BAD_SAMPLE,
     }
 

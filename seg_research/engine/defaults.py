@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import Checkpointer
 from ..config import CfgNode
-from ..data.build import build_detection_test_loader, build_detection_train_loader
+from ..data.build import build_detection_test_loader, build_detection_train_loader, micro_batch_size
 from ..evaluation import DatasetEvaluator, build_evaluator, inference_on_dataset, print_csv_format
 from ..modeling import build_model, build_tta_model
 from ..solver import build_lr_scheduler, build_optimizer
@@ -26,6 +26,7 @@ from ..utils.file_io import atomic_open, atomic_write_json
 from ..utils.logger import setup_logger
 from . import hooks
 from .amp import AutocastInference, autocast_dtype
+from .model_ema import ModelEMA
 from .predictor import DefaultPredictor
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
@@ -157,6 +158,7 @@ class DefaultTrainer(TrainerBase):
         if not logging.getLogger("seg_research").handlers:  # default_setup was not called
             setup_logger()
         cfg = self.auto_scale_workers(cfg, comm.get_world_size())
+        micro_batch_size(cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.GRADIENT_ACCUMULATION_STEPS, comm.get_world_size())
         self.cfg = cfg
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
@@ -172,6 +174,8 @@ class DefaultTrainer(TrainerBase):
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.data_stream = _DataStreamState(cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed())
         grad_scaler = getattr(self._trainer, "grad_scaler", None)
+        # MODEL_EMA: the average of the unwrapped module's weights, in every checkpoint as "ema_state"
+        self.model_ema = ModelEMA(cfg.MODEL_EMA.DECAY, cfg.MODEL_EMA.DEVICE) if cfg.MODEL_EMA.ENABLED else None
         self.checkpointer = Checkpointer(
             model.module if isinstance(model, DistributedDataParallel) else model,
             cfg.OUTPUT_DIR,
@@ -179,6 +183,7 @@ class DefaultTrainer(TrainerBase):
             scheduler=self.scheduler,
             data_stream=self.data_stream,
             **({"grad_scaler": grad_scaler} if grad_scaler is not None else {}),
+            **({"ema_state": self.model_ema} if self.model_ema is not None else {}),
         )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
@@ -189,13 +194,18 @@ class DefaultTrainer(TrainerBase):
         """``AMPTrainer`` when SOLVER.AMP.ENABLED resolves to a reduced precision on MODEL.DEVICE
         (:func:`~seg_research.engine.amp.autocast_dtype`), else ``SimpleTrainer``."""
         skip = cfg.SOLVER.SKIP_NONFINITE_STEPS
+        accumulation = cfg.SOLVER.GRADIENT_ACCUMULATION_STEPS
+        if accumulation > 1:
+            logger.info(f"SOLVER.GRADIENT_ACCUMULATION_STEPS: {accumulation} micro-batches of "
+                        f"{cfg.SOLVER.IMS_PER_BATCH // accumulation} images per optimizer step.")
         dtype = autocast_dtype(cfg.MODEL.DEVICE, cfg.SOLVER.AMP.PRECISION, "SOLVER.AMP.PRECISION") \
             if cfg.SOLVER.AMP.ENABLED else None
         if dtype is None:
-            return SimpleTrainer(model, None, optimizer, skip_nonfinite_steps=skip)
+            return SimpleTrainer(model, None, optimizer, skip_nonfinite_steps=skip,
+                                 gradient_accumulation_steps=accumulation)
         logger.info(f"SOLVER.AMP: training under torch.autocast({cfg.MODEL.DEVICE!r}, dtype={dtype}).")
         return AMPTrainer(model, None, optimizer, precision=dtype, skip_nonfinite_steps=skip,
-                          device_type=torch.device(cfg.MODEL.DEVICE).type)
+                          device_type=torch.device(cfg.MODEL.DEVICE).type, gradient_accumulation_steps=accumulation)
 
     @property
     def model(self) -> nn.Module:
@@ -218,26 +228,49 @@ class DefaultTrainer(TrainerBase):
                         f"from MODEL.WEIGHTS='{self.cfg.MODEL.WEIGHTS}'.")
 
     def build_hooks(self) -> List[hooks.HookBase]:
+        """Timer, LR scheduler, EMA (MODEL_EMA), PreciseBN, periodic checkpointer, evaluation,
+        writers, in that order. With SOLVER.BEST_CHECKPOINTER the evaluation and the
+        ``BestCheckpointer`` come before the periodic checkpointer, so that a checkpoint written at
+        an evaluation iteration carries the best-metric state after it (exact ``--resume``)."""
         cfg = self.cfg
         ret: List[hooks.HookBase] = [
             hooks.IterationTimer(),
             hooks.LRScheduler(),
         ]
+        if self.model_ema is not None:
+            ret.append(hooks.EMAHook(self.model, self.model_ema))
         if cfg.TEST.PRECISE_BN.ENABLED:
             # Before checkpointing and evaluation, so that both see the recomputed statistics;
             # its own loader, so that the training stream's position (and --resume) is unaffected.
             ret.append(hooks.PreciseBN(cfg.TEST.EVAL_PERIOD, self.model,
                                        self.build_train_loader(cfg, 0, self.data_stream.seed + 1),
                                        cfg.TEST.PRECISE_BN.NUM_ITER))
-        if comm.is_main_process():
-            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))
+        periodic = [hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD)] \
+            if comm.is_main_process() else []
 
         def test_and_save_results() -> Dict[str, Any]:
-            self._last_eval_results = self.test(self.cfg, self.model)
+            if self.model_ema is not None:  # evaluate the average; training continues on the raw weights
+                logger.info("Evaluating the model's EMA weights (MODEL_EMA.ENABLED).")
+                with self.model_ema.apply_to(self.model):
+                    self._last_eval_results = self.test(self.cfg, self.model)
+            else:
+                self._last_eval_results = self.test(self.cfg, self.model)
             return self._last_eval_results
 
+        evaluation: List[hooks.HookBase] = []
         if cfg.DATASETS.TEST:
-            ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
+            evaluation.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
+        best = cfg.SOLVER.BEST_CHECKPOINTER
+        if best.ENABLED:
+            if not cfg.DATASETS.TEST:
+                raise ValueError("SOLVER.BEST_CHECKPOINTER.ENABLED needs an evaluation: DATASETS.TEST is empty.")
+            best_hook = hooks.BestCheckpointer(cfg.TEST.EVAL_PERIOD, self.checkpointer, best.METRIC, mode=best.MODE,
+                                               patience=best.PATIENCE)
+            self.checkpointer.add_checkpointable("best_checkpointer", best_hook)
+            evaluation.append(best_hook)
+            ret.extend(evaluation + periodic)
+        else:
+            ret.extend(periodic + evaluation)
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
         return ret
@@ -289,6 +322,26 @@ class DefaultTrainer(TrainerBase):
         if frozen:
             cfg.freeze()
         return cfg
+
+    @classmethod
+    def load_eval_weights(cls, cfg: CfgNode, model: nn.Module, resume: bool = False) -> None:
+        """``--eval-only``: load MODEL.WEIGHTS (with ``resume``, OUTPUT_DIR's last checkpoint when there is
+        one) into ``model``. With MODEL_EMA.ENABLED and MODEL_EMA.USE_EMA_WEIGHTS_FOR_EVAL_ONLY, the model
+        gets the file's EMA weights (its ``ema_state``) instead of its raw ones."""
+        checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
+        if not (cfg.MODEL_EMA.ENABLED and cfg.MODEL_EMA.USE_EMA_WEIGHTS_FOR_EVAL_ONLY):
+            checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
+            return
+        path = checkpointer.get_checkpoint_file() if resume and checkpointer.has_checkpoint() else cfg.MODEL.WEIGHTS
+        ema = ModelEMA(cfg.MODEL_EMA.DECAY)
+        checkpointer.add_checkpointable("ema_state", ema)
+        checkpointer.load(path, checkpointables=["ema_state"])
+        if not ema.initialized:
+            raise ValueError(f"MODEL_EMA.USE_EMA_WEIGHTS_FOR_EVAL_ONLY: checkpoint '{path}' holds no EMA weights (no "
+                             "'ema_state' entry; it was not trained with MODEL_EMA.ENABLED True). Set "
+                             "MODEL_EMA.USE_EMA_WEIGHTS_FOR_EVAL_ONLY False to evaluate its raw weights.")
+        model.load_state_dict(ema.state_dict())
+        logger.info(f"Evaluating the EMA weights of '{path}' (MODEL_EMA.USE_EMA_WEIGHTS_FOR_EVAL_ONLY).")
 
     @classmethod
     def build_model(cls, cfg: CfgNode) -> nn.Module:

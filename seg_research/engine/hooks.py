@@ -1,9 +1,12 @@
 """Standard training hooks: timing, LR scheduling, checkpointing, evaluation, metric writing.
 
 Recommended registration order (the order they run in): ``IterationTimer``,
-``LRScheduler``, ``PreciseBN``, ``PeriodicCheckpointer``, ``EvalHook``, ``PeriodicWriter``
-(last, so each write includes the lr and evaluation results of its iteration). ``PreciseBN``
-comes before the checkpointer and the evaluation so that both see the recomputed statistics.
+``LRScheduler``, ``EMAHook``, ``PreciseBN``, ``PeriodicCheckpointer``, ``EvalHook``,
+``PeriodicWriter`` (last, so each write includes the lr and evaluation results of its
+iteration). ``PreciseBN`` comes before the checkpointer and the evaluation so that both see the
+recomputed statistics. With ``BestCheckpointer``, register ``EvalHook`` and ``BestCheckpointer``
+before ``PeriodicCheckpointer``, so that a checkpoint written at an evaluation iteration holds
+the best-metric state after that evaluation (``--resume`` is then exact).
 """
 from __future__ import annotations
 
@@ -21,10 +24,11 @@ from ..checkpoint import PeriodicCheckpointer as _PeriodicCheckpointer
 from ..utils import comm
 from ..utils.absent import absent_names
 from ..utils.events import EventStorage, EventWriter, flatten_results_dict
+from .model_ema import ModelEMA
 from .train_loop import HookBase, TrainerBase
 
 __all__ = ["CallbackHook", "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook",
-           "PreciseBN"]
+           "PreciseBN", "EMAHook", "BestCheckpointer"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +131,8 @@ class PeriodicWriter(HookBase):
 class PeriodicCheckpointer(_PeriodicCheckpointer, HookBase):
     """Saves ``model_{iter:07d}.pth`` after every ``period`` iterations (``(iter + 1) %
     period == 0``) and ``model_final.pth`` after the last one, each with ``iteration``.
+    When a hook stops training early (``trainer.stop_training``), ``model_final.pth`` is
+    written at the last iteration run.
 
     Args:
         checkpointer: the trainer's ``Checkpointer``.
@@ -143,6 +149,11 @@ class PeriodicCheckpointer(_PeriodicCheckpointer, HookBase):
 
     def after_step(self) -> None:
         self.step(self.trainer.iter)
+
+    def after_train(self) -> None:
+        trainer = self.trainer
+        if trainer.stopped_early and trainer.iter > trainer.start_iter:
+            self.checkpointer.save(f"{self.file_prefix}_final", iteration=trainer.iter - 1)
 
 
 class LRScheduler(HookBase):
@@ -281,6 +292,148 @@ class PreciseBN(HookBase):
             update_bn_stats(self._model, itertools.islice(self._data_iter, self._num_iter), self._num_iter)
 
 
+class EMAHook(HookBase):
+    """Keeps ``ema`` (:class:`~seg_research.engine.model_ema.ModelEMA`) the exponential moving
+    average of ``model``'s weights: started from the model in ``before_train`` (unless a resumed
+    checkpoint filled it), updated after every iteration (= optimizer step; with gradient
+    accumulation, once per N micro-batches). Under DDP it averages the wrapped module. Register it
+    right after ``LRScheduler``, before checkpointing and evaluation. Put ``ema`` into the
+    trainer's ``Checkpointer`` (key ``ema_state``) so that it is saved and resumed."""
+
+    def __init__(self, model: torch.nn.Module, ema: ModelEMA) -> None:
+        self._model = model
+        self.ema = ema
+
+    def before_train(self) -> None:
+        if not self.ema.initialized:
+            self.ema.reset(self._model)
+            logger.info(f"Model EMA started from the current weights (decay {self.ema.decay}).")
+
+    def after_step(self) -> None:
+        self.ema.update(self._model)
+
+
+class BestCheckpointer(HookBase):
+    """Saves ``<file_prefix>.pth`` (``model_best.pth``) through ``checkpointer`` whenever the
+    latest evaluation's ``val_metric`` beats the best so far (detectron2's hook, same arguments),
+    and optionally stops training after ``patience`` evaluations in a row without improvement.
+
+    The metric is read from the event storage, where ``EvalHook`` puts each evaluation's flattened
+    results (``segm/AP``, ``sem_seg/mIoU``, ``panoptic_seg/PQ``; ``<dataset>/segm/AP`` with several
+    test datasets), at the iterations ``EvalHook(eval_period)`` evaluates: every ``eval_period``
+    iterations and after the last one. Register it right after ``EvalHook``. The first evaluation
+    always counts as an improvement; ties do not. The saved file is a full checkpoint (model,
+    checkpointables, ``iteration``) written atomically; ``last_checkpoint`` is not re-tagged, so
+    ``--resume`` still continues from the newest periodic checkpoint.
+
+    Its state (best value and iteration, evaluations without improvement) is a ``state_dict``: put
+    the hook into the trainer's ``Checkpointer`` (``DefaultTrainer`` does, key ``best_checkpointer``)
+    so that ``--resume`` continues the count exactly. Must run on every process: the main process
+    decides (it alone holds the results) and the decision is broadcast, so that all stop together.
+
+    Args:
+        eval_period: TEST.EVAL_PERIOD (0: only the evaluation after the last iteration).
+        checkpointer: the trainer's ``Checkpointer``.
+        val_metric: the flattened metric name, e.g. ``"segm/AP"``.
+        mode: ``"max"`` (higher is better) or ``"min"``.
+        file_prefix: the file name without ``.pth``.
+        patience: stop after this many evaluations in a row without improvement (0: never stop).
+    """
+
+    def __init__(self, eval_period: int, checkpointer: Checkpointer, val_metric: str, mode: str = "max",
+                 file_prefix: str = "model_best", patience: int = 0) -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"BestCheckpointer mode must be 'max' or 'min', got {mode!r}.")
+        if not val_metric:
+            raise ValueError("BestCheckpointer needs a val_metric, e.g. 'segm/AP', 'sem_seg/mIoU' or 'panoptic_seg/PQ' "
+                             "(SOLVER.BEST_CHECKPOINTER.METRIC).")
+        if patience < 0:
+            raise ValueError(f"BestCheckpointer patience must be >= 0 (0: never stop), got {patience}.")
+        self._period = eval_period
+        self._checkpointer = checkpointer
+        self._val_metric = val_metric
+        self._mode = mode
+        self._file_prefix = file_prefix
+        self._patience = patience
+        self.best_metric: Optional[float] = None
+        self.best_iter: Optional[int] = None
+        self.num_bad_evals = 0
+        self._checked_final = False
+
+    def _better(self, value: float) -> bool:
+        if self.best_metric is None:
+            return True
+        return value > self.best_metric if self._mode == "max" else value < self.best_metric
+
+    def _decide(self) -> Dict[str, Any]:
+        """On the main process: compare this iteration's metric with the best one."""
+        storage = self.trainer.storage
+        latest = storage.latest()
+        found = latest.get(self._val_metric)
+        if found is None or found[1] != storage.iter:
+            recorded = sorted(k for k, (_, it) in latest.items() if it == storage.iter and "/" in k)
+            return {"error": f"BestCheckpointer: metric '{self._val_metric}' was not computed by the evaluation at "
+                             f"iteration {storage.iter}; it recorded {recorded or 'no metric'}. Set "
+                             "SOLVER.BEST_CHECKPOINTER.METRIC (val_metric) to one of those."}
+        value, iteration = float(found[0]), int(found[1])
+        return {"value": value, "iteration": iteration, "improved": self._better(value)}
+
+    def _best_checking(self) -> None:
+        decision = self._decide() if comm.is_main_process() else None
+        if comm.get_world_size() > 1:
+            decision = comm.all_gather(decision)[0]
+        assert decision is not None
+        if "error" in decision:
+            raise KeyError(decision["error"])
+        value, iteration = decision["value"], decision["iteration"]
+        if decision["improved"]:
+            previous = self.best_metric
+            self.best_metric, self.best_iter, self.num_bad_evals = value, iteration, 0
+            if comm.is_main_process():
+                # "iteration" as in model_NNNNNNN.pth: the last iteration run (after_train: max_iter - 1)
+                self._checkpointer.save(self._file_prefix, tag_last=False,
+                                        iteration=min(iteration, self.trainer.max_iter - 1))
+            logger.info(f"{self._val_metric} = {value:.4f} at iteration {iteration} improves on "
+                        f"{'nothing' if previous is None else f'{previous:.4f}'}: saved {self._file_prefix}.pth.")
+            return
+        self.num_bad_evals += 1
+        logger.info(f"{self._val_metric} = {value:.4f} at iteration {iteration} does not improve on the best "
+                    f"{self.best_metric:.4f} (iteration {self.best_iter}); {self.num_bad_evals} evaluation(s) "
+                    "without improvement" + (f" of patience {self._patience}." if self._patience else "."))
+        self._maybe_stop()
+
+    def _maybe_stop(self) -> None:
+        if self._patience and self.num_bad_evals >= self._patience:
+            self.trainer.stop_training(
+                f"early stopping: {self._val_metric} has not improved for {self.num_bad_evals} evaluations "
+                f"(patience {self._patience}); best {self.best_metric:.4f} at iteration {self.best_iter}, in "
+                f"{self._file_prefix}.pth.")
+
+    def before_train(self) -> None:
+        self._checked_final = False
+        self._maybe_stop()  # a run resumed after it stopped early does not train on
+
+    def after_step(self) -> None:
+        next_iter = self.trainer.iter + 1
+        is_final = next_iter == self.trainer.max_iter
+        if (self._period > 0 and next_iter % self._period == 0) or is_final:
+            self._best_checking()
+            self._checked_final = is_final
+
+    def after_train(self) -> None:
+        # the evaluation EvalHook runs in after_train when training resumed at max_iter
+        if self.trainer.iter >= self.trainer.max_iter and not self._checked_final and not self.trainer.stopped_early:
+            self._best_checking()
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"best_metric": self.best_metric, "best_iter": self.best_iter, "num_bad_evals": self.num_bad_evals}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.best_metric = state_dict["best_metric"]
+        self.best_iter = state_dict["best_iter"]
+        self.num_bad_evals = int(state_dict["num_bad_evals"])
+
+
 _PROFILER = ("not provided as a hook; wrap the steps you want with torch.profiler.profile(...) in a CallbackHook "
              "(before_step / after_step), or time them with tools/benchmark.py.")
 __getattr__ = absent_names(__name__, {
@@ -288,6 +441,4 @@ __getattr__ = absent_names(__name__, {
     "TorchProfiler": _PROFILER,
     "TorchMemoryStats": "not provided; log torch.cuda.max_memory_allocated() from a CallbackHook (the metrics "
                         "printer already reports max_mem on CUDA).",
-    "BestCheckpointer": "not provided; EvalHook writes each evaluation's metrics to metrics.json and "
-                        "PeriodicCheckpointer keeps model_NNNNNNN.pth, so pick the best iteration from metrics.json.",
 })

@@ -1,18 +1,22 @@
 """The training loop: a trainer runs ``run_step`` for each iteration, hooks do the rest.
 
 Order of calls: ``before_train``; per iteration ``before_step``, ``run_step`` (which calls
-``after_backward``), ``after_step``; finally ``after_train`` (also after an exception).
+``after_backward``), ``after_step``; finally ``after_train`` (also after an exception). A hook may
+end training early with ``trainer.stop_training(reason)`` (early stopping): the current iteration
+finishes (all its ``after_step`` hooks run), then ``after_train``.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 import weakref
-from typing import Any, Dict, Iterable, List, Mapping, NoReturn, Optional
+from typing import Any, Dict, Iterable, List, Mapping, NoReturn, Optional, Tuple
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from ..utils import comm
 from ..utils.events import EventStorage, get_event_storage
@@ -72,6 +76,20 @@ class TrainerBase:
         self.start_iter: int = 0
         self.max_iter: int = 0
         self.storage: EventStorage
+        self.stop_reason: Optional[str] = None
+
+    def stop_training(self, reason: str) -> None:
+        """End training after the current iteration's ``after_step`` hooks (from ``before_train``:
+        before the first iteration). ``iter`` then stays one past the last iteration run, below
+        ``max_iter``; ``stopped_early`` is True in ``after_train``. Every process must call it at
+        the same iteration (hooks that decide on one process broadcast their decision)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether a hook ended this ``train`` call before ``max_iter`` (:meth:`stop_training`)."""
+        return self.stop_reason is not None
 
     def register_hooks(self, hooks: Iterable[Optional[HookBase]]) -> None:
         """Append hooks (``None`` entries are skipped); they run in registration order."""
@@ -89,14 +107,23 @@ class TrainerBase:
         logger.info(f"Starting training from iteration {start_iter}")
         self.iter = self.start_iter = start_iter
         self.max_iter = max_iter
+        self.stop_reason = None
         with EventStorage(start_iter) as self.storage:
             try:
                 self.before_train()
-                for self.iter in range(start_iter, max_iter):
-                    self.before_step()
-                    self.run_step()
-                    self.after_step()
-                self.iter = max_iter
+                if self.stop_reason is None:
+                    for self.iter in range(start_iter, max_iter):
+                        self.before_step()
+                        self.run_step()
+                        self.after_step()
+                        if self.stop_reason is not None:
+                            self.iter += 1
+                            break
+                    else:
+                        self.iter = max_iter
+                if self.stop_reason is not None:
+                    logger.info(f"Training stopped early before iteration {self.iter} (of {max_iter}): "
+                                f"{self.stop_reason}")
             except Exception:
                 logger.exception(f"Exception during training at iteration {self.iter}:")
                 raise
@@ -163,9 +190,17 @@ class SimpleTrainer(TrainerBase):
             between the forward and the backward pass.
         skip_nonfinite_steps: on a non-finite loss (on any process), skip the optimizer
             step instead of raising (``SOLVER.SKIP_NONFINITE_STEPS``).
+        gradient_accumulation_steps: N >= 1 (``SOLVER.GRADIENT_ACCUMULATION_STEPS``): one
+            iteration takes N batches (micro-batches) from ``data_loader``, backpropagates
+            each one's loss divided by N into the same gradients, and steps the optimizer
+            once. With N micro-batches of k images and a loss that is a mean over images,
+            the update equals that of one batch of N*k images (norms that use batch
+            statistics aside). Iterations, LR schedule, checkpoints and metrics count
+            optimizer steps.
 
     Writes ``total_loss``, every loss and ``data_time`` (seconds waiting for the batch,
-    max over processes) to the ``EventStorage``; losses are averaged over processes.
+    summed over micro-batches, max over processes) to the ``EventStorage``; losses are
+    averaged over micro-batches and processes.
     A batch with a ``skipped_samples`` attribute (:class:`seg_research.data.common.Batch`)
     adds it, summed over processes, to ``data/skipped_samples`` (total since the start).
     A non-finite total loss raises ``FloatingPointError`` naming the iteration and the
@@ -175,8 +210,13 @@ class SimpleTrainer(TrainerBase):
     """
 
     def __init__(self, model: torch.nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
-                 zero_grad_before_forward: bool = False, skip_nonfinite_steps: bool = False) -> None:
+                 zero_grad_before_forward: bool = False, skip_nonfinite_steps: bool = False,
+                 gradient_accumulation_steps: int = 1) -> None:
         super().__init__()
+        if int(gradient_accumulation_steps) != gradient_accumulation_steps or gradient_accumulation_steps < 1:
+            raise ValueError(f"gradient_accumulation_steps (SOLVER.GRADIENT_ACCUMULATION_STEPS) must be an integer "
+                             f">= 1, got {gradient_accumulation_steps!r}.")
+        self.gradient_accumulation_steps = int(gradient_accumulation_steps)
         model.train()
         self.model = model
         self.data_loader = data_loader
@@ -219,17 +259,50 @@ class SimpleTrainer(TrainerBase):
 
     def run_step(self) -> None:
         self._check_training_mode()
-        data, data_time = self._next_batch()
+        loss_dict, data_time, skipped_samples = self._forward_backward()
+        self.after_backward()
+        if self._write_metrics(loss_dict, data_time, skipped_samples):
+            self._optimizer_step()
+
+    def _forward_backward(self) -> Tuple[Dict[str, torch.Tensor], float, int]:
+        """Forward and backward ``gradient_accumulation_steps`` micro-batches into the gradients.
+
+        Each micro-batch's summed loss is divided by their number before its backward pass, so
+        the gradients are those of the mean loss; under DDP only the last backward all-reduces
+        (``no_sync``). Returns the losses averaged over micro-batches (detached when there are
+        several), the seconds spent waiting for data (summed) and the skipped samples (summed)."""
+        num = self.gradient_accumulation_steps
         if self.zero_grad_before_forward:
             self.optimizer.zero_grad()
-        loss_dict = self._as_loss_dict(self.model(data))
-        losses = sum(loss_dict.values())
-        if not self.zero_grad_before_forward:
-            self.optimizer.zero_grad()
-        losses.backward()
-        self.after_backward()
-        if self._write_metrics(loss_dict, data_time, getattr(data, "skipped_samples", 0)):
-            self.optimizer.step()
+        averaged: Dict[str, torch.Tensor] = {}
+        data_time, skipped = 0.0, 0
+        for index in range(num):
+            data, seconds = self._next_batch()
+            data_time += seconds
+            skipped += getattr(data, "skipped_samples", 0)
+            last = index == num - 1
+            sync = contextlib.nullcontext() if last or not isinstance(self.model, DistributedDataParallel) \
+                else self.model.no_sync()
+            with sync:
+                loss_dict = self._loss_dict(data)
+                losses = sum(loss_dict.values())
+                if index == 0 and not self.zero_grad_before_forward:
+                    self.optimizer.zero_grad()
+                self._backward(losses / num if num > 1 else losses)
+            if num == 1:
+                return loss_dict, data_time, skipped
+            for key, value in loss_dict.items():
+                averaged[key] = averaged.get(key, 0.0) + value.detach() / num
+        return averaged, data_time, skipped
+
+    def _loss_dict(self, data: Any) -> Dict[str, torch.Tensor]:
+        return self._as_loss_dict(self.model(data))
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def _optimizer_step(self) -> None:
+        self.optimizer.step()
 
     def _write_metrics(self, loss_dict: Mapping[str, torch.Tensor], data_time: float, skipped_samples: int = 0) -> bool:
         """Gather metrics on rank 0 and store them (losses averaged over ranks).
@@ -317,37 +390,33 @@ class AMPTrainer(SimpleTrainer):
     def __init__(self, model: torch.nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
                  grad_scaler: Optional[torch.amp.GradScaler] = None, precision: torch.dtype = torch.float16,
                  zero_grad_before_forward: bool = False, skip_nonfinite_steps: bool = False,
-                 device_type: Optional[str] = None) -> None:
+                 device_type: Optional[str] = None, gradient_accumulation_steps: int = 1) -> None:
         if precision not in (torch.bfloat16, torch.float16):
             raise ValueError(f"AMPTrainer autocasts to torch.bfloat16 or torch.float16, not {precision}; "
                              "train float32 with SimpleTrainer.")
         super().__init__(model, data_loader, optimizer, zero_grad_before_forward=zero_grad_before_forward,
-                         skip_nonfinite_steps=skip_nonfinite_steps)
+                         skip_nonfinite_steps=skip_nonfinite_steps,
+                         gradient_accumulation_steps=gradient_accumulation_steps)
         self.device_type = device_type or next(model.parameters()).device.type
         self.precision = precision
         self.grad_scaler = None
         if precision == torch.float16:
             self.grad_scaler = grad_scaler if grad_scaler is not None else torch.amp.GradScaler(self.device_type)
 
-    def run_step(self) -> None:
-        self._check_training_mode()
-        data, data_time = self._next_batch()
-        if self.zero_grad_before_forward:
-            self.optimizer.zero_grad()
+    def _loss_dict(self, data: Any) -> Dict[str, torch.Tensor]:
         with torch.autocast(self.device_type, dtype=self.precision):
             loss_dict = self._as_loss_dict(self.model(data))
-        loss_dict = {k: v.float() for k, v in loss_dict.items()}
-        losses = sum(loss_dict.values())
-        if not self.zero_grad_before_forward:
-            self.optimizer.zero_grad()
-        (self.grad_scaler.scale(losses) if self.grad_scaler is not None else losses).backward()
-        self.after_backward()
-        if self._write_metrics(loss_dict, data_time, getattr(data, "skipped_samples", 0)):
-            if self.grad_scaler is None:
-                self.optimizer.step()
-            else:
-                self.grad_scaler.step(self.optimizer)
-                self.grad_scaler.update()
+        return {k: v.float() for k, v in loss_dict.items()}
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.grad_scaler.scale(loss) if self.grad_scaler is not None else loss).backward()
+
+    def _optimizer_step(self) -> None:
+        if self.grad_scaler is None:
+            self.optimizer.step()
+        else:
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
 
     def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()

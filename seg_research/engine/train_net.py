@@ -19,7 +19,6 @@ from typing import Any, Callable, Dict, Optional, Sequence, Type
 
 import seg_research.data.datasets.builtin  # noqa: F401  (registers the builtin datasets in every process)
 
-from ..checkpoint import Checkpointer
 from ..config import CfgNode, get_cfg
 from ..utils import comm
 from . import hooks
@@ -56,7 +55,7 @@ def train_net_main(
     cfg = setup_cfg(args, add_config_fns)
     if args.eval_only:
         model = trainer_class.build_model(cfg)
-        Checkpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        trainer_class.load_eval_weights(cfg, model, resume=args.resume)
         results = trainer_class.test(cfg, model)
         if cfg.TEST.AUG.ENABLED:
             results.update(trainer_class.test_with_TTA(cfg, model))
