@@ -297,7 +297,7 @@ class RPN(nn.Module):
         foreground = labels == 1
         storage = current_event_storage()
         if storage is not None:
-            num_pos, num_neg = torch.stack([foreground.sum(), (labels == 0).sum()]).tolist()  # one sync
+            num_pos, num_neg = torch.stack([foreground.count_nonzero(), (labels == 0).count_nonzero()]).tolist()  # one sync
             storage.put_scalar("rpn/num_pos_anchors", num_pos / num_images)
             storage.put_scalar("rpn/num_neg_anchors", num_neg / num_images)
         all_anchors = Boxes.cat(anchors).tensor.expand(num_images, -1, -1)

@@ -49,7 +49,8 @@ def _put_classification_stats(logits: torch.Tensor, gt_classes: torch.Tensor, pr
     correct = pred == gt_classes
     foreground = (gt_classes >= 0) & (gt_classes < background)
     num_correct, num_fg, num_fg_correct, num_fg_as_bg = torch.stack([  # one sync for the four counts
-        correct.sum(), foreground.sum(), (correct & foreground).sum(), (foreground & (pred == background)).sum(),
+        correct.count_nonzero(), foreground.count_nonzero(), (correct & foreground).count_nonzero(),
+        (foreground & (pred == background)).count_nonzero(),
     ]).tolist()
     storage.put_scalar(f"{prefix}/cls_accuracy", num_correct / gt_classes.numel())
     if num_fg > 0:

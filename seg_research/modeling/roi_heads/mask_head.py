@@ -46,7 +46,8 @@ def _put_mask_stats(logits: torch.Tensor, gt_foreground: torch.Tensor) -> None:
     pred = logits.detach() > 0
     wrong = pred != gt_foreground
     num_wrong, num_fg, num_fp, num_fn = torch.stack([  # one sync for the four counts
-        wrong.sum(), gt_foreground.sum(), (wrong & ~gt_foreground).sum(), (wrong & gt_foreground).sum(),
+        wrong.count_nonzero(), gt_foreground.count_nonzero(), (wrong & ~gt_foreground).count_nonzero(),
+        (wrong & gt_foreground).count_nonzero(),
     ]).tolist()
     num_pixels = wrong.numel()
     storage.put_scalar("mask_rcnn/accuracy", 1.0 - num_wrong / max(num_pixels, 1))

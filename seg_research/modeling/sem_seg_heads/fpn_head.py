@@ -44,7 +44,7 @@ def put_pixel_accuracy(name: str, logits: torch.Tensor, targets: torch.Tensor, i
     logits = logits.detach()
     pred = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(dim=1)
     labeled = targets != ignore_value
-    num_correct, num_labeled = torch.stack([((pred == targets) & labeled).sum(), labeled.sum()]).tolist()
+    num_correct, num_labeled = torch.stack([((pred == targets) & labeled).count_nonzero(), labeled.count_nonzero()]).tolist()
     if num_labeled > 0:
         storage.put_scalar(name, num_correct / num_labeled)
 
