@@ -106,7 +106,7 @@ def test_iterations_lr_schedule_and_losses_count_optimizer_steps():
     assert [it for _, it in storage.history("total_loss").values()] == [0, 1, 2, 3, 4]
     # the losses written at iteration 0 are the means over its 3 micro-batches
     loss_a = storage.history("loss_a").values()[0][0]
-    assert loss_a == pytest.approx(float(np.mean([float(d["loss_a"]) for d in first_losses])), rel=1e-6)
+    assert loss_a == pytest.approx(float(np.mean([float(d["loss_a"].detach()) for d in first_losses])), rel=1e-6)
 
 
 def test_ims_per_batch_must_divide_by_accumulation_and_processes():
