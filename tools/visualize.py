@@ -60,7 +60,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     mode.add_argument("--source", choices=["annotation", "dataloader"],
                       help="draw DATASETS.TRAIN as registered (annotation) or as the training loader maps it")
     mode.add_argument("--predictions", nargs="+", metavar="PATH",
-                      help="OUTPUT_DIR/inference/<dataset> folder(s) or prediction files")
+                      help="OUTPUT_DIR/inference/<dataset> folder(s), OUTPUT_DIR/inference (its one dataset, or "
+                           "--dataset's) or prediction files")
     parser.add_argument("--config-file", default="", metavar="FILE", help="config (needed with --source)")
     parser.add_argument("--dataset", help="registered dataset of --predictions (default: the folder's name)")
     parser.add_argument("--output-dir", required=True, help="where the PNGs go")
@@ -240,25 +241,42 @@ _PANELS: Dict[str, Callable[[str, Metadata, argparse.Namespace], Any]] = {
 }
 
 
-def _prediction_files(paths: List[str]) -> List[str]:
+def _files_in(folder: str) -> List[str]:
+    return [os.path.join(folder, name) for name in _PANELS if os.path.isfile(os.path.join(folder, name))]
+
+
+def _prediction_files(paths: List[str], dataset: Optional[str] = None) -> List[str]:
+    """The prediction files of ``paths``: files, ``OUTPUT_DIR/inference/<dataset>`` folders, or
+    ``OUTPUT_DIR/inference`` itself, whose one dataset folder (or the ``dataset`` one) is used."""
     files = []
     for path in paths:
         if os.path.isdir(path):
-            files += [os.path.join(path, name) for name in _PANELS if os.path.isfile(os.path.join(path, name))]
+            found = _files_in(path)
+            if not found:  # OUTPUT_DIR/inference: the evaluators write one folder per dataset
+                subfolders = sorted(name for name in os.listdir(path)
+                                    if os.path.isdir(os.path.join(path, name)) and _files_in(os.path.join(path, name)))
+                if dataset in subfolders:
+                    subfolders = [dataset]
+                if len(subfolders) > 1:
+                    raise FileNotFoundError(f"--predictions '{path}' holds predictions of several datasets "
+                                            f"{subfolders}; pass one folder ({os.path.join(path, subfolders[0])}) "
+                                            "or --dataset NAME.")
+                found = _files_in(os.path.join(path, subfolders[0])) if subfolders else []
+            files += found
         elif os.path.basename(path) in _PANELS and os.path.isfile(path):
             files.append(path)
         else:
             raise FileNotFoundError(f"--predictions '{path}' is neither a folder nor one of the prediction files "
                                     f"{sorted(_PANELS)}.")
     if not files:
-        raise FileNotFoundError(f"No prediction file ({', '.join(sorted(_PANELS))}) in {paths}. Evaluate with "
-                                f"tools/train_net.py --eval-only first (TEST.SAVE_PREDICTIONS True).")
+        raise FileNotFoundError(f"No prediction file ({', '.join(sorted(_PANELS))}) in {paths} or in a dataset folder "
+                                "below. Evaluate with tools/train_net.py --eval-only first (TEST.SAVE_PREDICTIONS True).")
     return files
 
 
 def _prediction_drawings(args: argparse.Namespace) -> Drawings:
     """(file_name, draw) per record of --dataset: ground truth | one panel per prediction file."""
-    files = _prediction_files(args.predictions)
+    files = _prediction_files(args.predictions, args.dataset)
     dataset = args.dataset or os.path.basename(os.path.normpath(os.path.dirname(files[0])))
     records = DatasetCatalog.get(dataset)
     meta = MetadataCatalog.get(dataset)

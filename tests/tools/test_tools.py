@@ -282,3 +282,27 @@ def test_plot_metrics(tmp_path):
     assert "unreadable line" in proc.stdout + proc.stderr
     png = Image.open(tmp_path / "metrics.png")
     assert png.size == (800, 900)  # 3 stacked panels of 8 x 3 inches at 100 dpi
+
+
+def test_visualize_predictions_accepts_output_dir_inference(tmp_path):
+    """--predictions OUTPUT_DIR/inference uses its one dataset folder (or --dataset's among several)."""
+    name = "shapes_val_panoptic"
+    records = DatasetCatalog.get(name)
+    inference = tmp_path / "inference"
+    (inference / name).mkdir(parents=True)
+    json.dump([], open(inference / name / "coco_instances_results.json", "w"))  # a model that detected nothing
+    visualize = _tool("visualize")
+    out = tmp_path / "vis"
+    assert visualize.main(["--predictions", str(inference), "--output-dir", str(out), "--num", "2"]) == 0
+    assert sorted(os.listdir(out)) == sorted(os.path.basename(r["file_name"]) for r in records[:2])
+    gt, pred = _panels(_png(out / os.path.basename(records[0]["file_name"])), 2)
+    np.testing.assert_array_equal(pred, read_image(records[0]["file_name"], format="RGB"))  # nothing drawn
+
+    (inference / "shapes_val").mkdir()
+    json.dump([], open(inference / "shapes_val" / "coco_instances_results.json", "w"))
+    with pytest.raises(FileNotFoundError, match=r"several datasets \['shapes_val', 'shapes_val_panoptic'\].*--dataset"):
+        visualize.main(["--predictions", str(inference), "--output-dir", str(out)])
+    assert visualize.main(["--predictions", str(inference), "--dataset", "shapes_val", "--output-dir",
+                           str(tmp_path / "vis2"), "--num", "1"]) == 0
+    with pytest.raises(FileNotFoundError, match="or in a dataset folder below"):
+        visualize.main(["--predictions", str(tmp_path / "vis2"), "--output-dir", str(out)])
