@@ -27,12 +27,11 @@ from typing import Any, Dict, Optional
 
 import torch
 from omegaconf import DictConfig
-from torch.nn.parallel import DistributedDataParallel
 
 from seg_research.checkpoint import Checkpointer
 from seg_research.config import CfgNode, LazyConfig, instantiate
 from seg_research.engine import default_argument_parser, hooks, launch
-from seg_research.engine.defaults import check_output_dir_writable, default_writers
+from seg_research.engine.defaults import check_output_dir_writable, create_ddp_model, default_writers
 from seg_research.engine.train_loop import AMPTrainer, SimpleTrainer
 from seg_research.evaluation import inference_on_dataset, print_csv_format
 from seg_research.solver import LRMultiplier, maybe_add_gradient_clipping
@@ -111,16 +110,13 @@ def do_train(args: argparse.Namespace, cfg: DictConfig) -> Dict[str, Any]:
     last evaluation results."""
     model = build_model(cfg)
     optimizer = build_optimizer(cfg, model)
-    if comm.get_world_size() > 1:
-        model = DistributedDataParallel(
-            model, device_ids=[comm.get_local_rank()] if cfg.train.device.startswith("cuda") else None,
-            **cfg.train.get("ddp", {}))
+    model = create_ddp_model(model, **cfg.train.get("ddp", {}))
     trainer_class = AMPTrainer if cfg.train.amp.enabled else SimpleTrainer
     trainer = trainer_class(model, None, optimizer)
     scheduler = LRMultiplier(optimizer, multiplier=instantiate(cfg.lr_multiplier), max_iter=cfg.train.max_iter)
     # the YAML trainer's checkpoint layout (model, optimizer, scheduler, iteration); the scheduler
     # loads after the optimizer, so a resumed run with a new train.max_iter follows the new schedule
-    checkpointer = Checkpointer(model.module if isinstance(model, DistributedDataParallel) else model,
+    checkpointer = Checkpointer(comm.unwrap_model(model),
                                 cfg.train.output_dir, optimizer=optimizer, scheduler=scheduler)
     last_results: Dict[str, Any] = {}
 

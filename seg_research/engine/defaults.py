@@ -162,13 +162,8 @@ class DefaultTrainer(TrainerBase):
         self.cfg = cfg
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
-        if comm.get_world_size() > 1:
-            model = DistributedDataParallel(
-                model,
-                device_ids=[comm.get_local_rank()] if cfg.MODEL.DEVICE.startswith("cuda") else None,
-                broadcast_buffers=False,
-                find_unused_parameters=cfg.MODEL.DDP.FIND_UNUSED_PARAMETERS,
-            )
+        model = create_ddp_model(model, broadcast_buffers=False,
+                                 find_unused_parameters=cfg.MODEL.DDP.FIND_UNUSED_PARAMETERS)
         self._trainer = self._build_step_trainer(cfg, model, optimizer)
         self._trainer.after_backward = self.after_backward  # run this trainer's hooks
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
@@ -177,7 +172,7 @@ class DefaultTrainer(TrainerBase):
         # MODEL_EMA: the average of the unwrapped module's weights, in every checkpoint as "ema_state"
         self.model_ema = ModelEMA(cfg.MODEL_EMA.DECAY, cfg.MODEL_EMA.DEVICE) if cfg.MODEL_EMA.ENABLED else None
         self.checkpointer = Checkpointer(
-            model.module if isinstance(model, DistributedDataParallel) else model,
+            comm.unwrap_model(model),
             cfg.OUTPUT_DIR,
             optimizer=optimizer,
             scheduler=self.scheduler,

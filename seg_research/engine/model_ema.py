@@ -18,16 +18,13 @@ from typing import Any, Dict, Iterator, Mapping
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
+from ..utils.comm import unwrap_model
+
+# unwrap_model is re-exported: EMA keys carry no ``module.`` (the module inside DDP is averaged).
 __all__ = ["ModelEMA", "unwrap_model"]
 
 logger = logging.getLogger(__name__)
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module inside DistributedDataParallel (itself otherwise): EMA keys carry no ``module.``."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 class ModelEMA:

@@ -18,12 +18,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from ..config import CfgNode, configurable
 from ..data import transforms as T
 from ..data.detection_utils import read_image
 from ..structures import Boxes, Instances
+from ..utils.comm import unwrap_model
 from .meta_arch import GeneralizedRCNN, PanopticFPN, SemanticSegmentor
 from .meta_arch.rcnn import detector_postprocess
 from .roi_heads.fast_rcnn import fast_rcnn_inference_single_image
@@ -100,10 +100,6 @@ def _with_image(dataset_dict: Dict[str, Any], image_format: str) -> Dict[str, An
     return result
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 class GeneralizedRCNNWithTTA(nn.Module):
     """A :class:`GeneralizedRCNN` run with test-time augmentation; called like the model in eval
     mode: ``list[dict]`` in, ``[{"instances": Instances}]`` out at each input's ``height``/``width``.
@@ -125,7 +121,7 @@ class GeneralizedRCNNWithTTA(nn.Module):
             batch_size: copies run through the model at once.
         """
         super().__init__()
-        model = _unwrap(model)
+        model = unwrap_model(model)
         if not isinstance(model, GeneralizedRCNN) or isinstance(model, PanopticFPN):
             raise TypeError(f"GeneralizedRCNNWithTTA wraps a GeneralizedRCNN (Faster/Mask R-CNN), got "
                             f"{type(model).__name__}. Use build_tta_model(cfg, model) to pick the wrapper for it.")
@@ -217,7 +213,7 @@ class SemanticSegmentorWithTTA(nn.Module):
         """
         super().__init__()
         self.cfg = cfg.clone()
-        self.model = _unwrap(model)
+        self.model = unwrap_model(model)
         self.tta_mapper = tta_mapper if tta_mapper is not None else DatasetMapperTTA(cfg)
         self.batch_size = batch_size
 
@@ -247,7 +243,7 @@ TTA_WRAPPERS: Dict[type, Optional[type]] = {
 
 def build_tta_model(cfg: CfgNode, model: nn.Module) -> nn.Module:
     """``model`` wrapped in the test-time augmentation of its kind (see :data:`TTA_WRAPPERS`)."""
-    model = _unwrap(model)
+    model = unwrap_model(model)
     for cls in type(model).__mro__:
         if cls in TTA_WRAPPERS:
             wrapper = TTA_WRAPPERS[cls]

@@ -9,6 +9,7 @@ import torch.distributed as dist
 __all__ = [
     "get_world_size", "get_rank", "get_local_rank", "get_local_size", "is_main_process",
     "synchronize", "all_gather", "gather", "reduce_dict", "shared_random_seed", "set_local_process_group",
+    "unwrap_model",
 ]
 
 # Set by engine.launch (set_local_process_group): the process group of the processes on this machine.
@@ -96,3 +97,9 @@ def shared_random_seed() -> int:
     """A random integer that is the same on every rank (drawn on each, rank 0's kept)."""
     seed = int(torch.randint(2**31, (1,)).item())
     return all_gather(seed)[0]
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside DistributedDataParallel, else ``model`` itself: what checkpoints, EMA and
+    test-time augmentation hold (state_dict keys without ``module.``)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
