@@ -23,7 +23,7 @@ import gzip
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -57,17 +57,18 @@ def flatten_cfg(node: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
-def _merge(path: str) -> Any:
+def _merge(path: str) -> Tuple[Any, bool]:
+    """``get_cfg()`` with ``path`` merged, and whether that needed ``allow_unsafe`` (Python YAML tags)."""
     cfg = get_cfg()
     try:
         cfg.merge_from_file(path)
+        return cfg, False
     except ConfigError as e:
         if "allow_unsafe=True" not in str(e):
             raise
-        cfg = get_cfg()
-        cfg.merge_from_file(path, allow_unsafe=True)
-        cfg.__dict__["_python_tagged"] = True
-    return cfg
+    cfg = get_cfg()
+    cfg.merge_from_file(path, allow_unsafe=True)
+    return cfg, True
 
 
 def check_config(path: str, expected: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -75,7 +76,7 @@ def check_config(path: str, expected: Optional[Dict[str, Any]] = None) -> Dict[s
     "num_params": int | None}``; with ``expected`` (the fixture's entry for this file) the merged
     values and the parameter count must equal detectron2's for "ok"."""
     try:
-        cfg = _merge(path)
+        cfg, python_tagged = _merge(path)
     except Exception as e:  # noqa: BLE001 - reported per file, the check goes on
         return {"status": "FAIL", "detail": f"merge: {type(e).__name__}: {e}", "num_params": None}
     problems: List[str] = []
@@ -88,7 +89,7 @@ def check_config(path: str, expected: Optional[Dict[str, Any]] = None) -> Dict[s
                 problems.append(f"{key} missing")
             elif ours[key] != value:
                 problems.append(f"{key} = {ours[key]!r}, detectron2 {value!r}")
-        if expected.get("python_tag") and not cfg.__dict__.get("_python_tagged"):
+        if expected.get("python_tag") and not python_tagged:
             problems.append("has Python tags but merged without allow_unsafe")
     cfg.MODEL.DEVICE = "meta"
     try:
