@@ -10,7 +10,7 @@ from .meta_arch import (
 __all__ = ["META_ARCH_REGISTRY", "build_model", "GeneralizedRCNN", "ProposalNetwork", "PanopticFPN",
            "SemanticSegmentor"]
 from ..layers import ShapeSpec
-from ..utils.absent import absent_names
+from ..utils.absent import KEYPOINTS, MASK_HEAD_BASE, MMDET, absent_names
 from .anchor_generator import ANCHOR_GENERATOR_REGISTRY, build_anchor_generator
 from .backbone import BACKBONE_REGISTRY, FPN, Backbone, ResNet, build_backbone, build_resnet_backbone
 from .meta_arch.rcnn import detector_postprocess
@@ -39,16 +39,13 @@ __all__ += [
     "DatasetMapperTTA", "GeneralizedRCNNWithTTA", "SemanticSegmentorWithTTA", "build_tta_model",
 ]
 
-_KEYPOINTS = "keypoint detection is not supported (no keypoint head or keypoint annotations in seg_research)."
-_MMDET = "mmdetection models are not wrapped; register your own module in BACKBONE_REGISTRY or META_ARCH_REGISTRY."
 __getattr__ = absent_names(__name__, {
-    "ROI_KEYPOINT_HEAD_REGISTRY": _KEYPOINTS,
-    "BaseKeypointRCNNHead": _KEYPOINTS,
-    "build_keypoint_head": _KEYPOINTS,
-    "BaseMaskRCNNHead": "no base class; register an nn.Module in ROI_MASK_HEAD_REGISTRY (see MaskRCNNConvUpsampleHead "
-                        "in modeling.roi_heads: forward(features, instances) adds pred_masks / returns loss_mask).",
-    "MMDetBackbone": _MMDET,
-    "MMDetDetector": _MMDET,
+    "ROI_KEYPOINT_HEAD_REGISTRY": KEYPOINTS,
+    "BaseKeypointRCNNHead": KEYPOINTS,
+    "build_keypoint_head": KEYPOINTS,
+    "BaseMaskRCNNHead": MASK_HEAD_BASE,
+    "MMDetBackbone": MMDET,
+    "MMDetDetector": MMDET,
     "RetinaNet": "one-stage detectors are not provided; use GeneralizedRCNN (META_ARCHITECTURE 'GeneralizedRCNN').",
     "ResNetBlockBase": "ResNet stages are torchvision's (torchvision.models.resnet.BasicBlock / Bottleneck), wrapped "
                        "by modeling.ResNet.",

@@ -1,5 +1,5 @@
 """Data structures shared by data loading, models and evaluation: boxes, instances, masks, image batches."""
-from ..utils.absent import absent_names
+from ..utils.absent import KEYPOINTS, ROTATED, absent_names
 from .boxes import Boxes, BoxMode, pairwise_intersection, pairwise_ioa, pairwise_iou, pairwise_point_box_distance
 from .image_list import ImageList
 from .instances import Instances
@@ -13,11 +13,9 @@ __all__ = [
     "check_rle", "ROIMasks",
 ]
 
-_KEYPOINTS = "keypoint detection is not supported (no keypoint head or keypoint annotations in seg_research)."
-_ROTATED = "rotated boxes are not supported; boxes are axis-aligned XYXY (structures.Boxes, pairwise_iou)."
 __getattr__ = absent_names(__name__, {
-    "Keypoints": _KEYPOINTS,
-    "heatmaps_to_keypoints": _KEYPOINTS,
-    "RotatedBoxes": _ROTATED,
-    "pairwise_iou_rotated": _ROTATED,
+    "Keypoints": KEYPOINTS,
+    "heatmaps_to_keypoints": KEYPOINTS,
+    "RotatedBoxes": ROTATED,
+    "pairwise_iou_rotated": ROTATED,
 })

@@ -48,5 +48,10 @@ ONE_STAGE = ("one-stage detectors (RetinaNet, FCOS) are not provided; use Genera
 MMDET = "mmdetection models are not wrapped; register your own module in BACKBONE_REGISTRY or META_ARCH_REGISTRY."
 CAFFE2 = ("Caffe2 Detectron (.pkl blob) weights and detectron2's model catalog are not supported; load detectron2 or "
           "torchvision checkpoints with checkpoint.DetectionCheckpointer (it converts their layouts).")
+CASCADE = ("Cascade R-CNN is not provided; use StandardROIHeads (MODEL.ROI_HEADS.NAME 'StandardROIHeads') or "
+           "register a subclass of it in ROI_HEADS_REGISTRY.")
+MASK_HEAD_BASE = ("no base class; register an nn.Module in ROI_MASK_HEAD_REGISTRY (see "
+                  "modeling.roi_heads.MaskRCNNConvUpsampleHead: forward(features, instances) adds pred_masks / "
+                  "returns loss_mask).")
 LVIS = ("LVIS datasets are not registered (no LVIS loader); convert LVIS to COCO json and use "
         "data.datasets.register_coco_instances, then evaluation.LVISEvaluator.")

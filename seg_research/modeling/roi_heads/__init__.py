@@ -1,5 +1,5 @@
 """ROI heads (box and mask branches) and their registries."""
-from ...utils.absent import KEYPOINTS, ROTATED, absent_names
+from ...utils.absent import CASCADE, KEYPOINTS, MASK_HEAD_BASE, ROTATED, absent_names
 from .box_head import ROI_BOX_HEAD_REGISTRY, FastRCNNConvFCHead, build_box_head
 from .fast_rcnn import FastRCNNOutputLayers, fast_rcnn_inference
 from .mask_head import ROI_MASK_HEAD_REGISTRY, MaskRCNNConvUpsampleHead, build_mask_head
@@ -22,8 +22,6 @@ __getattr__ = absent_names(__name__, {
     **{name: KEYPOINTS for name in ("ROI_KEYPOINT_HEAD_REGISTRY", "BaseKeypointRCNNHead", "KRCNNConvDeconvUpsampleHead",
                                     "build_keypoint_head")},
     "RROIHeads": ROTATED,
-    "CascadeROIHeads": "Cascade R-CNN is not provided; use StandardROIHeads or register a subclass of it in "
-                       "ROI_HEADS_REGISTRY.",
-    "BaseMaskRCNNHead": "no base class; register an nn.Module in ROI_MASK_HEAD_REGISTRY (see MaskRCNNConvUpsampleHead: "
-                        "forward(features, instances) adds pred_masks / returns loss_mask).",
+    "CascadeROIHeads": CASCADE,
+    "BaseMaskRCNNHead": MASK_HEAD_BASE,
 })

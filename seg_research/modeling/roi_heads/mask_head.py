@@ -11,7 +11,7 @@ from ...config import ConfigError, configurable
 from ...layers import ShapeSpec, conv_norm_relu
 from ...layers.deconv_predictor import deconv_relu_class_logits
 from ...structures import Instances
-from ...utils.absent import absent_names
+from ...utils.absent import MASK_HEAD_BASE, absent_names
 from ...utils.events import current_event_storage
 from ...utils.registry import Registry
 
@@ -204,6 +204,5 @@ def build_mask_head(cfg, input_shape: ShapeSpec) -> nn.Module:
 
 
 __getattr__ = absent_names(__name__, {
-    "BaseMaskRCNNHead": "no base class; register an nn.Module in ROI_MASK_HEAD_REGISTRY (see MaskRCNNConvUpsampleHead: "
-                        "forward(features, instances) adds pred_masks / returns loss_mask).",
+    "BaseMaskRCNNHead": MASK_HEAD_BASE,
 })
