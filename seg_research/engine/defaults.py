@@ -158,6 +158,7 @@ class DefaultTrainer(TrainerBase):
         if not logging.getLogger("seg_research").handlers:  # default_setup was not called
             setup_logger()
         cfg = self.auto_scale_workers(cfg, comm.get_world_size())
+        # an IMS_PER_BATCH that does not split into micro-batches fails here, before the model is built
         micro_batch_size(cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.GRADIENT_ACCUMULATION_STEPS, comm.get_world_size())
         self.cfg = cfg
         model = self.build_model(cfg)

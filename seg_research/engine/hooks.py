@@ -296,7 +296,7 @@ class EMAHook(HookBase):
     """Keeps ``ema`` (:class:`~seg_research.engine.model_ema.ModelEMA`) the exponential moving
     average of ``model``'s weights: started from the model in ``before_train`` (unless a resumed
     checkpoint filled it), updated after every iteration (= optimizer step; with gradient
-    accumulation, once per N micro-batches). Under DDP it averages the wrapped module. Register it
+    accumulation, once per N micro-batches). Under DDP it averages the module inside DDP. Register it
     right after ``LRScheduler``, before checkpointing and evaluation. Put ``ema`` into the
     trainer's ``Checkpointer`` (key ``ema_state``) so that it is saved and resumed."""
 
