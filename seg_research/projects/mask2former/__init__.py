@@ -1,0 +1,12 @@
+"""Mask2Former (Cheng et al., CVPR 2022): one mask-classification model for semantic, instance and
+panoptic segmentation, with the official module and parameter names, so that the official
+checkpoints load as they are.
+
+Importing this package registers its modules in the library's registries (``MaskFormer`` in
+``META_ARCH_REGISTRY``; ``MaskFormerHead`` and the pixel decoders in ``SEM_SEG_HEADS_REGISTRY``; the
+transformer decoder in ``TRANSFORMER_DECODER_REGISTRY``). Add its keys with
+:func:`add_maskformer2_config` before merging one of its configs.
+"""
+from .config import add_maskformer2_config
+
+__all__ = ["add_maskformer2_config"]
