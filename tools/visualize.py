@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 import seg_research.data.datasets.builtin  # noqa: F401  (registers builtin datasets)
@@ -47,6 +47,7 @@ from seg_research.utils.visualizer import VisImageWriter, Visualizer
 
 _PANOPTIC_MAPS = ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id")
 _PANEL_GAP = 4  # white pixels between side-by-side panels
+GROUND_TRUTH_TITLE = "ground truth"
 
 logger = logging.getLogger("seg_research.visualize")
 
@@ -169,6 +170,7 @@ class _InstancePanel:
     """Detections of COCOEvaluator's results json (``score >= threshold``)."""
 
     def __init__(self, path: str, meta: Metadata, threshold: float) -> None:
+        self.title = f"prediction, score \u2265 {threshold:g}"
         self.to_contiguous = _inverse_map(meta, "thing_dataset_id_to_contiguous_id", path)
         self.by_image: Dict[Any, List[dict]] = defaultdict(list)
         for r in _read_json(path):
@@ -191,6 +193,8 @@ class _InstancePanel:
 class _SemSegPanel:
     """Class maps of SemSegEvaluator's ``sem_seg_predictions.json`` (one RLE per image and class)."""
 
+    title = "prediction (semantic)"
+
     def __init__(self, path: str, meta: Metadata) -> None:
         self.path, self.meta = path, meta
         self.to_contiguous = _inverse_map(meta, "stuff_dataset_id_to_contiguous_id", path)
@@ -211,6 +215,8 @@ class _SemSegPanel:
 
 class _PanopticPanel:
     """COCO panoptic predictions: json ``annotations`` and the PNGs of the folder named like the json."""
+
+    title = "prediction (panoptic)"
 
     def __init__(self, path: str, meta: Metadata) -> None:
         missing = [k for k in _PANOPTIC_MAPS if meta.get(k) is None]
@@ -285,15 +291,31 @@ def _prediction_drawings(args: argparse.Namespace) -> Drawings:
 
     def draw(record: Dict[str, Any]) -> np.ndarray:
         image = read_image(record["file_name"], format="RGB")
-        drawings = [Visualizer(image, meta).draw_dataset_dict(record).get_image()]
+        drawings = [_titled(Visualizer(image, meta).draw_dataset_dict(record).get_image(), GROUND_TRUTH_TITLE)]
         for panel in panels:
             vis = Visualizer(image, meta)
             panel.draw(vis, record)
-            drawings.append(vis.output.get_image())
+            drawings.append(_titled(vis.output.get_image(), panel.title))
         return _side_by_side(drawings)
 
     records = records[:args.num]
     return [(r["file_name"], functools.partial(draw, r)) for r in records], len(records)
+
+
+def _titled(image: np.ndarray, title: str) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 RGB under a white strip with ``title`` in black: (H + strip, W, 3).
+
+    The font scales with the panel width (at most 24 px, W / 16 on small images) and shrinks further
+    until the whole caption fits, so that a threshold at its end is never cut off."""
+    height, width = image.shape[:2]
+    size = max(6, min(24, width // 16))
+    font = ImageFont.load_default(size=size)
+    while size > 6 and font.getlength(title) > width - 8:
+        size -= 1
+        font = ImageFont.load_default(size=size)
+    strip = Image.new("RGB", (width, size + 8), (255, 255, 255))
+    ImageDraw.Draw(strip).text((4, 4), title, fill=(0, 0, 0), font=font)
+    return np.concatenate([np.asarray(strip), image], axis=0)
 
 
 def _side_by_side(images: List[np.ndarray]) -> np.ndarray:

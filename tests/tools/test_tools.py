@@ -59,12 +59,27 @@ def _png(path):
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def _panels(drawing, n):
+def _split_panels(drawing, n, image_height):
+    """The n side-by-side panels of a visualize.py drawing, each as (title strip, image part)."""
     width = (drawing.shape[1] - GAP * (n - 1)) // n
     assert drawing.shape[1] == n * width + (n - 1) * GAP
     for k in range(1, n):
         assert (drawing[:, k * (width + GAP) - GAP:k * (width + GAP)] == 255).all()
-    return [drawing[:, k * (width + GAP):k * (width + GAP) + width] for k in range(n)]
+    strip = drawing.shape[0] - image_height
+    assert strip >= 14  # every panel has a caption strip above the image (font of 6 px or more)
+    panels = [drawing[:, k * (width + GAP):k * (width + GAP) + width] for k in range(n)]
+    return [(p[:strip], p[strip:]) for p in panels]
+
+
+def _panels(drawing, n, image_height):
+    """The image parts of the n panels."""
+    return [image for _, image in _split_panels(drawing, n, image_height)]
+
+
+def _is_caption(strip):
+    """A white strip with dark text on it."""
+    dark = (strip.max(axis=2) < 128).mean()
+    return (strip == 255).all(axis=2).mean() > 0.5 and 0.005 < dark < 0.5
 
 
 def _cfg(**overrides):
@@ -179,7 +194,7 @@ def test_visualize_sem_seg_predictions_beside_ground_truth(run, tmp_path):
     meta = MetadataCatalog.get(SEM)
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(r["file_name"]) for r in records)
     for record, pred in zip(records, run.preds, strict=True):
-        gt_panel, pred_panel = _panels(_png(tmp_path / os.path.basename(record["file_name"])), 2)
+        gt_panel, pred_panel = _panels(_png(tmp_path / os.path.basename(record["file_name"])), 2, record["height"])
         image = read_image(record["file_name"], format="RGB")
         np.testing.assert_array_equal(gt_panel, Visualizer(image, meta).draw_dataset_dict(record).get_image())
         np.testing.assert_array_equal(pred_panel, Visualizer(image, meta).draw_sem_seg(pred).get_image())
@@ -211,7 +226,11 @@ def test_visualize_panoptic_and_instance_predictions_from_hand_made_files(tmp_pa
     assert _tool("visualize").main(["--predictions", str(pred_dir), "--output-dir", str(out), "--num", "3"]) == 0
     assert len(os.listdir(out)) == 3
     for k, record in enumerate(records[:3]):
-        gt, inst, pan = _panels(_png(out / os.path.basename(record["file_name"])), 3)
+        drawing = _png(out / os.path.basename(record["file_name"]))
+        (gt_title, gt), (inst_title, inst), (pan_title, pan) = _split_panels(drawing, 3, record["height"])
+        # captions: "ground truth" | "prediction, score >= 0.5" | "prediction (panoptic)", each different
+        assert all(_is_caption(t) for t in (gt_title, inst_title, pan_title))
+        assert len({t.tobytes() for t in (gt_title, inst_title, pan_title)}) == 3
         image = read_image(record["file_name"], format="RGB")
         np.testing.assert_array_equal(gt, Visualizer(image, meta).draw_dataset_dict(record).get_image())
         expected_pan = image
@@ -226,6 +245,15 @@ def test_visualize_panoptic_and_instance_predictions_from_hand_made_files(tmp_pa
                              pred_masks=torch.from_numpy(square[None]))
             expected_inst = Visualizer(image, meta).draw_instance_predictions(kept).get_image()
         np.testing.assert_array_equal(inst, expected_inst)
+
+    # the instance caption names the threshold: another --conf-threshold, another caption; the others stay
+    out3 = tmp_path / "vis_0.3"
+    assert _tool("visualize").main(["--predictions", str(pred_dir / "coco_instances_results.json"), "--dataset", name,
+                                    "--output-dir", str(out3), "--num", "1", "--conf-threshold", "0.3"]) == 0
+    low_gt, low_inst = _split_panels(_png(out3 / os.path.basename(records[0]["file_name"])), 2, records[0]["height"])
+    first = _split_panels(_png(out / os.path.basename(records[0]["file_name"])), 3, records[0]["height"])
+    np.testing.assert_array_equal(low_gt[0], first[0][0])
+    assert _is_caption(low_inst[0]) and not np.array_equal(low_inst[0], first[1][0])
 
 
 def test_visualize_annotation_and_dataloader_sources(tmp_path):
@@ -295,7 +323,7 @@ def test_visualize_predictions_accepts_output_dir_inference(tmp_path):
     out = tmp_path / "vis"
     assert visualize.main(["--predictions", str(inference), "--output-dir", str(out), "--num", "2"]) == 0
     assert sorted(os.listdir(out)) == sorted(os.path.basename(r["file_name"]) for r in records[:2])
-    gt, pred = _panels(_png(out / os.path.basename(records[0]["file_name"])), 2)
+    gt, pred = _panels(_png(out / os.path.basename(records[0]["file_name"])), 2, records[0]["height"])
     np.testing.assert_array_equal(pred, read_image(records[0]["file_name"], format="RGB"))  # nothing drawn
 
     (inference / "shapes_val").mkdir()
