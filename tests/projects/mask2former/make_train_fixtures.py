@@ -1,0 +1,269 @@
+"""Reference outputs of upstream Mask2Former's training parts, for the parity tests of
+``seg_research.projects.mask2former``: run once under the measurement-only environment of
+``../shared/anchors/mask2former_env.sh`` (detectron2 v0.6 + upstream Mask2Former's Python code), never
+by the tests and never a dependency::
+
+    /work/d2venv/bin/python tests/projects/mask2former/make_train_fixtures.py
+
+It writes, under ``fixtures/``:
+
+- ``criterion_parity.npz``: upstream's ``SetCriterion`` (with its ``HungarianMatcher``) on the
+  outputs and targets of :func:`criterion_case`, seeded with ``CRITERION_SEED`` right before the call:
+  its losses, each layer's assignment and the gradients of the loss sum; upstream's matcher alone on
+  :func:`matcher_case`; PointRend's ``get_uncertain_point_coords_with_randomness`` on
+  :func:`point_case`.
+- ``swin_parity.npz``: upstream's ``D2SwinTransformer`` (Swin-T) with the weights of
+  :func:`generated_swin_tensor` on the image of :func:`swin_image`: its parameter names, shapes and
+  outputs; and the parameter counts of Swin-T/S/B/L as built from upstream's configs.
+
+The inputs are not stored: they are generated here and in the tests by the functions below (numpy
+generators, so both sides draw the same numbers).
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+# ---------------------------------------------------------------- criterion / matcher / points
+NUM_CLASSES = 4
+#: HungarianMatcher(cost_class, cost_mask, cost_dice) and SetCriterion's settings.
+COSTS = (2.0, 5.0, 5.0)
+NUM_POINTS = 64
+OVERSAMPLE_RATIO = 3.0
+IMPORTANCE_SAMPLE_RATIO = 0.75
+EOS_COEF = 0.1
+#: torch.manual_seed right before the criterion (and the matcher, and the point selection) is called:
+#: both implementations then draw the same points (same torch.rand calls in the same order).
+CRITERION_SEED = 1234
+NUM_LAYERS = 4  # final prediction + 3 auxiliary ones
+NUM_QUERIES = 10
+MASK_HW = (16, 16)
+#: per image: (target mask size, number of targets); the second image has none.
+TARGETS = [((64, 64), 3), ((48, 56), 0), ((56, 60), 2)]
+
+
+def _blob_masks(rng: np.random.Generator, num: int, hw: Tuple[int, int]) -> np.ndarray:
+    """(num, H, W) uint8 masks: ellipses with random centres and radii."""
+    h, w = hw
+    yy, xx = np.mgrid[:h, :w]
+    masks = []
+    for _ in range(num):
+        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+        ry, rx = rng.uniform(0.1, 0.35) * h, rng.uniform(0.1, 0.35) * w
+        masks.append(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1)
+    return np.asarray(masks, dtype=np.uint8).reshape(num, h, w)
+
+
+def _informative_predictions(rng: np.random.Generator, labels: np.ndarray, masks: np.ndarray,
+                             num_queries: int, mask_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Class logits (Q, K + 1) and mask logits (Q, h, w) where a random subset of queries resembles
+    the targets (so that the optimal assignment is well separated from the next best), plus noise."""
+    logits = rng.standard_normal((num_queries, NUM_CLASSES + 1)).astype(np.float32)
+    pred = (2.0 * rng.standard_normal((num_queries,) + mask_hw)).astype(np.float32)
+    queries = rng.permutation(num_queries)[: len(labels)]
+    h, w = mask_hw
+    for q, label, mask in zip(queries, labels, masks, strict=True):
+        rows = (np.arange(h) + 0.5) * mask.shape[0] / h
+        cols = (np.arange(w) + 0.5) * mask.shape[1] / w
+        small = mask[rows.astype(int)[:, None], cols.astype(int)[None, :]].astype(np.float32)
+        pred[q] += 5.0 * (2.0 * small - 1.0)
+        logits[q, label] += 3.0
+    return logits, pred
+
+
+def criterion_case() -> Dict[str, object]:
+    """``pred_logits`` (L, B, Q, K + 1), ``pred_masks`` (L, B, Q, 16, 16) float32 (layer 0 the final
+    prediction, 1.. the auxiliary ones) and per image ``labels`` (T,) int64 / ``masks`` (T, H, W)
+    uint8 targets of different sizes, one image without targets."""
+    rng = np.random.default_rng(27)
+    labels = [rng.integers(0, NUM_CLASSES, size=n).astype(np.int64) for _, n in TARGETS]
+    masks = [_blob_masks(rng, n, hw) for hw, n in TARGETS]
+    logits = np.zeros((NUM_LAYERS, len(TARGETS), NUM_QUERIES, NUM_CLASSES + 1), np.float32)
+    pred = np.zeros((NUM_LAYERS, len(TARGETS), NUM_QUERIES) + MASK_HW, np.float32)
+    for layer in range(NUM_LAYERS):
+        for b in range(len(TARGETS)):
+            logits[layer, b], pred[layer, b] = _informative_predictions(rng, labels[b], masks[b], NUM_QUERIES,
+                                                                        MASK_HW)
+    return {"pred_logits": logits, "pred_masks": pred, "labels": labels, "masks": masks}
+
+
+def matcher_case() -> Dict[str, object]:
+    """A larger matching problem: 2 images, 30 queries, 12 and 7 targets, 500 points."""
+    rng = np.random.default_rng(2027)
+    sizes = [((96, 80), 12), ((72, 88), 7)]
+    labels = [rng.integers(0, NUM_CLASSES, size=n).astype(np.int64) for _, n in sizes]
+    masks = [_blob_masks(rng, n, hw) for hw, n in sizes]
+    logits, pred = zip(*[_informative_predictions(rng, lab, m, 30, (24, 20))
+                         for lab, m in zip(labels, masks, strict=True)], strict=True)
+    return {"pred_logits": np.stack(logits), "pred_masks": np.stack(pred), "labels": labels, "masks": masks,
+            "num_points": 500}
+
+
+def point_case() -> np.ndarray:
+    """(5, 1, 12, 12) float32 logits for the importance sampling of points."""
+    return (3.0 * np.random.default_rng(7).standard_normal((5, 1, 12, 12))).astype(np.float32)
+
+
+def torch_outputs(case: Dict[str, object], layer_count: int = NUM_LAYERS) -> Dict[str, object]:
+    """The criterion's ``outputs`` dict (with ``aux_outputs``) and targets from :func:`criterion_case`,
+    as float32 tensors that require grad."""
+    import torch
+
+    logits = torch.tensor(case["pred_logits"], requires_grad=True)
+    pred = torch.tensor(case["pred_masks"], requires_grad=True)
+    outputs = {"pred_logits": logits[0], "pred_masks": pred[0],
+               "aux_outputs": [{"pred_logits": logits[i], "pred_masks": pred[i]} for i in range(1, layer_count)]}
+    targets = [{"labels": torch.as_tensor(lab), "masks": torch.as_tensor(m)}
+               for lab, m in zip(case["labels"], case["masks"], strict=True)]
+    return {"outputs": outputs, "targets": targets, "leaves": (logits, pred)}
+
+
+# ---------------------------------------------------------------- Swin
+#: upstream's Swin-T settings (configs/*/swin/maskformer2_swin_tiny_bs16_*.yaml).
+SWIN_T = {"EMBED_DIM": 96, "DEPTHS": [2, 2, 6, 2], "NUM_HEADS": [3, 6, 12, 24], "WINDOW_SIZE": 7,
+          "APE": False, "DROP_PATH_RATE": 0.3, "PATCH_NORM": True, "PRETRAIN_IMG_SIZE": 224}
+#: MODEL.SWIN settings of upstream's Swin-S, B (384) and L (384) configs.
+SWIN_VARIANTS = {
+    "T": SWIN_T,
+    "S": {**SWIN_T, "DEPTHS": [2, 2, 18, 2]},
+    "B": {**SWIN_T, "EMBED_DIM": 128, "DEPTHS": [2, 2, 18, 2], "NUM_HEADS": [4, 8, 16, 32], "WINDOW_SIZE": 12,
+          "PRETRAIN_IMG_SIZE": 384},
+    "L": {**SWIN_T, "EMBED_DIM": 192, "DEPTHS": [2, 2, 18, 2], "NUM_HEADS": [6, 12, 24, 48], "WINDOW_SIZE": 12,
+          "PRETRAIN_IMG_SIZE": 384},
+}
+#: not a multiple of the patch size, the windows or 32: every padding path runs.
+SWIN_IMAGE_HW = (70, 102)
+
+
+def swin_image() -> np.ndarray:
+    """(1, 3, H, W) float32 normalized image."""
+    return np.random.default_rng(96).standard_normal((1, 3) + SWIN_IMAGE_HW).astype(np.float32)
+
+
+def generated_swin_tensor(name: str, shape: Tuple[int, ...]) -> np.ndarray:
+    """The value of Swin parameter ``name``, deterministic in the name: variance 1 / fan-in for linear
+    and conv weights, norm scales near 1, biases and relative position biases of a size that matters
+    (so that a wrong index or shift changes the outputs). Integer buffers are not generated."""
+    rng = np.random.default_rng(zlib.crc32(name.encode("utf-8")))
+    if "norm" in name.rsplit(".", 2)[-2] and name.endswith(".weight"):
+        return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+    if name.endswith("relative_position_bias_table"):
+        return rng.standard_normal(shape).astype(np.float32)
+    if len(shape) >= 2:
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+    return (0.1 * rng.standard_normal(shape)).astype(np.float32)
+
+
+def generated_swin_state(keys_shapes: List[Tuple[str, Tuple[int, ...]]]) -> Dict[str, np.ndarray]:
+    """Generated floating-point tensors of a Swin state_dict (``relative_position_index`` buffers,
+    computed by the module, are left out)."""
+    return {k: generated_swin_tensor(k, tuple(s)) for k, s in keys_shapes if not k.endswith("relative_position_index")}
+
+
+# ---------------------------------------------------------------- upstream side
+def _upstream_criterion() -> Dict[str, np.ndarray]:
+    import torch
+    from detectron2.projects.point_rend.point_features import get_uncertain_point_coords_with_randomness
+    from mask2former.modeling.criterion import SetCriterion
+    from mask2former.modeling.matcher import HungarianMatcher
+
+    out: Dict[str, np.ndarray] = {}
+    case = criterion_case()
+    t = torch_outputs(case)
+    matcher = HungarianMatcher(*COSTS, num_points=NUM_POINTS)
+    criterion = SetCriterion(NUM_CLASSES, matcher, {}, EOS_COEF, ["labels", "masks"], NUM_POINTS, OVERSAMPLE_RATIO,
+                             IMPORTANCE_SAMPLE_RATIO)
+    # The assignments the criterion uses: record the matcher's answers as it is called.
+    assignments = []
+    original = matcher.memory_efficient_forward
+
+    def recording(outputs, targets):
+        result = original(outputs, targets)
+        assignments.append(result)
+        return result
+
+    matcher.memory_efficient_forward = recording
+    torch.manual_seed(CRITERION_SEED)
+    losses = criterion(t["outputs"], t["targets"])
+    sum(losses.values()).backward()
+    out["loss_names"] = np.array(sorted(losses))
+    out["loss_values"] = np.array([losses[k].item() for k in sorted(losses)], np.float64)
+    out["grad_logits"] = t["leaves"][0].grad.numpy()
+    out["grad_masks"] = t["leaves"][1].grad.numpy()
+    for layer, per_image in enumerate(assignments):
+        for b, (rows, cols) in enumerate(per_image):
+            out[f"indices_{layer}_{b}"] = np.stack([rows.numpy(), cols.numpy()])
+
+    case = matcher_case()
+    matcher = HungarianMatcher(*COSTS, num_points=case["num_points"])
+    torch.manual_seed(CRITERION_SEED)
+    result = matcher({"pred_logits": torch.tensor(case["pred_logits"]), "pred_masks": torch.tensor(case["pred_masks"])},
+                     [{"labels": torch.as_tensor(lab), "masks": torch.as_tensor(m)}
+                      for lab, m in zip(case["labels"], case["masks"], strict=True)])
+    for b, (rows, cols) in enumerate(result):
+        out[f"matcher_{b}"] = np.stack([rows.numpy(), cols.numpy()])
+
+    torch.manual_seed(CRITERION_SEED)
+    out["point_coords"] = get_uncertain_point_coords_with_randomness(
+        torch.tensor(point_case()), lambda x: -x.abs(), 40, 3.0, 0.75).numpy()
+    return out
+
+
+def _upstream_swin_cfg(settings: Dict[str, object]):
+    from detectron2.config import get_cfg
+    from detectron2.projects.deeplab import add_deeplab_config
+    from mask2former import add_maskformer2_config
+
+    cfg = get_cfg()
+    add_deeplab_config(cfg)
+    add_maskformer2_config(cfg)
+    for key, value in settings.items():
+        setattr(cfg.MODEL.SWIN, key, value)
+    return cfg
+
+
+def _upstream_swin() -> Dict[str, np.ndarray]:
+    import torch
+    from detectron2.layers import ShapeSpec
+    from mask2former.modeling.backbone.swin import D2SwinTransformer
+
+    out: Dict[str, np.ndarray] = {}
+    counts = {}
+    for variant, settings in SWIN_VARIANTS.items():
+        model = D2SwinTransformer(_upstream_swin_cfg(settings), ShapeSpec(channels=3))
+        counts[variant] = sum(p.numel() for p in model.parameters())
+        if variant == "T":
+            tiny = model
+    out["param_counts"] = np.array(json.dumps(counts))
+    keys_shapes = [(k, tuple(v.shape)) for k, v in tiny.state_dict().items()]
+    out["keys_shapes"] = np.array(json.dumps(keys_shapes))
+    out["parameter_names"] = np.array(json.dumps([k for k, _ in tiny.named_parameters()]))
+    state = {k: torch.as_tensor(v) for k, v in generated_swin_state(keys_shapes).items()}
+    missing, unexpected = tiny.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith("relative_position_index") for k in missing), (missing, unexpected)
+    tiny.eval()
+    with torch.no_grad():
+        features = tiny(torch.as_tensor(swin_image()))
+    for name, value in features.items():
+        out[f"out_{name}"] = value.numpy()
+    return out
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    os.makedirs(FIXTURES, exist_ok=True)
+    np.savez_compressed(os.path.join(FIXTURES, "criterion_parity.npz"), **_upstream_criterion())
+    np.savez_compressed(os.path.join(FIXTURES, "swin_parity.npz"), **_upstream_swin())
+    print("wrote", FIXTURES)
+
+
+if __name__ == "__main__":
+    main()
