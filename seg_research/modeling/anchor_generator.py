@@ -113,6 +113,11 @@ class DefaultAnchorGenerator(nn.Module):
             per level, :class:`Boxes` of H_l * W_l * A_l anchors ordered (row, column, cell anchor),
             the same for every image of the batch.
         """
+        return [Boxes(anchors) for anchors in self.grid_anchors(features)]
+
+    def grid_anchors(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
+        """:meth:`forward`'s anchors as float (H_l * W_l * A_l, 4) tensors: what an exported graph
+        records (``Boxes`` checks its coordinates with a data-dependent branch)."""
         anchors = []
         for level, (feature, stride) in enumerate(zip(features, self.strides, strict=True)):
             cell = getattr(self, f"cell_anchors_{level}")
@@ -121,7 +126,7 @@ class DefaultAnchorGenerator(nn.Module):
             shift_y = (torch.arange(height, device=cell.device, dtype=torch.float32) + self.offset) * stride
             grid_y, grid_x = torch.meshgrid(shift_y, shift_x, indexing="ij")
             shifts = torch.stack([grid_x, grid_y, grid_x, grid_y], dim=-1).reshape(-1, 1, 4)
-            anchors.append(Boxes((shifts + cell.view(1, -1, 4)).reshape(-1, 4)))
+            anchors.append((shifts + cell.view(1, -1, 4)).reshape(-1, 4))
         return anchors
 
 
