@@ -67,6 +67,17 @@ _C.MODEL.PRECISION = "fp32"
 # leaves some parameters without gradient (read by engine.defaults.create_ddp_model).
 _C.MODEL.DDP = CN()
 _C.MODEL.DDP.FIND_UNUSED_PARAMETERS = False
+# seg_research: torch.compile the model's parts in place when it is built (build_model; so for
+# training, evaluation, DefaultPredictor and tools/benchmark.py alike). State dicts keep their keys.
+# Off by default: on a 2-core CPU the first steps spend about a minute compiling and the gain is
+# small (benchmarks/README.md, "torch.compile").
+_C.MODEL.COMPILE = CN()
+_C.MODEL.COMPILE.ENABLED = False
+# Dotted names of the submodules to compile, e.g. "backbone", "sem_seg_head", "roi_heads.box_head",
+# "roi_heads.mask_head", "proposal_generator"; "" compiles the whole model.
+_C.MODEL.COMPILE.PARTS = ["backbone"]
+# torch.compile's mode: "default", "reduce-overhead", "max-autotune" or "max-autotune-no-cudagraphs".
+_C.MODEL.COMPILE.MODE = "default"
 
 # ---------------------------------------------------------------------------- #
 # Backbone

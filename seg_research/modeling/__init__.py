@@ -13,6 +13,7 @@ from ..layers import ShapeSpec
 from ..utils.absent import KEYPOINTS, MASK_HEAD_BASE, MMDET, absent_names
 from .anchor_generator import ANCHOR_GENERATOR_REGISTRY, build_anchor_generator
 from .backbone import BACKBONE_REGISTRY, FPN, Backbone, ResNet, build_backbone, build_resnet_backbone
+from .compile import COMPILE_MODES, compile_model
 from .meta_arch.rcnn import detector_postprocess
 from .proposal_generator import PROPOSAL_GENERATOR_REGISTRY, RPN_HEAD_REGISTRY, build_proposal_generator, build_rpn_head
 from .roi_heads import (
@@ -35,7 +36,7 @@ __all__ += [
     "PROPOSAL_GENERATOR_REGISTRY", "build_proposal_generator", "RPN_HEAD_REGISTRY", "build_rpn_head",
     "ROI_HEADS_REGISTRY", "ROIHeads", "StandardROIHeads", "build_roi_heads", "FastRCNNOutputLayers",
     "ROI_BOX_HEAD_REGISTRY", "build_box_head", "ROI_MASK_HEAD_REGISTRY", "build_mask_head",
-    "SEM_SEG_HEADS_REGISTRY", "build_sem_seg_head",
+    "SEM_SEG_HEADS_REGISTRY", "build_sem_seg_head", "COMPILE_MODES", "compile_model",
     "DatasetMapperTTA", "GeneralizedRCNNWithTTA", "SemanticSegmentorWithTTA", "build_tta_model",
 ]
 

@@ -63,6 +63,7 @@ def test_our_additions_leave_detectron2_behaviour_unchanged():
     extra = {k: v for k, v in TOOL.flatten_cfg(get_cfg()).items() if k not in D2["get_cfg"]}
     assert extra == {
         "MODEL.PRECISION": "fp32", "MODEL.DDP.FIND_UNUSED_PARAMETERS": False,
+        "MODEL.COMPILE.ENABLED": False, "MODEL.COMPILE.PARTS": ["backbone"], "MODEL.COMPILE.MODE": "default",
         "MODEL.ANCHOR_GENERATOR.ROUND_CELLS": False,
         "MODEL.SEM_SEG_HEAD.LOSS_TYPES": {"tuple": ["cross_entropy"]}, "MODEL.SEM_SEG_HEAD.LOSS_WEIGHTS": {"tuple": [1.0]},
         "MODEL.SEM_SEG_HEAD.FOCAL_GAMMA": 2.0, "MODEL.SEM_SEG_HEAD.AUX_IN_FEATURES": [],

@@ -8,6 +8,7 @@ from torch import nn
 
 from ...config.unsupported import check_supported
 from ...utils.registry import Registry
+from ..compile import compile_model
 
 __all__ = ["META_ARCH_REGISTRY", "build_model"]
 
@@ -23,7 +24,8 @@ def build_model(cfg) -> nn.Module:
     """Build ``cfg.MODEL.META_ARCHITECTURE`` on ``cfg.MODEL.DEVICE``. Weights are not loaded
     here: use :class:`seg_research.checkpoint.Checkpointer`. A config that turns on a detectron2
     feature seg_research lacks (RetinaNet, keypoints, cascade, deformable convs, ...) fails here,
-    naming the key (``config.unsupported``)."""
+    naming the key (``config.unsupported``). With ``MODEL.COMPILE.ENABLED`` the parts of
+    ``MODEL.COMPILE.PARTS`` are compiled in place (:func:`seg_research.modeling.compile.compile_model`)."""
     check_supported(cfg)
     name = cfg.MODEL.META_ARCHITECTURE
     if name not in META_ARCH_REGISTRY:
@@ -33,5 +35,7 @@ def build_model(cfg) -> nn.Module:
         )
     model = META_ARCH_REGISTRY.get(name)(cfg)
     model.to(torch.device(cfg.MODEL.DEVICE))
+    if cfg.MODEL.COMPILE.ENABLED:
+        compile_model(model, cfg.MODEL.COMPILE.PARTS, cfg.MODEL.COMPILE.MODE)
     logging.getLogger(__name__).info(f"Built model {name} with {sum(p.numel() for p in model.parameters())} parameters")
     return model
