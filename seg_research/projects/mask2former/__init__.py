@@ -7,6 +7,8 @@ Importing this package registers its modules in the library's registries (``Mask
 transformer decoder in ``TRANSFORMER_DECODER_REGISTRY``). Add its keys with
 :func:`add_maskformer2_config` before merging one of its configs.
 """
+from . import modeling
 from .config import add_maskformer2_config
+from .maskformer_model import MaskFormer
 
-__all__ = ["add_maskformer2_config"]
+__all__ = ["add_maskformer2_config", "modeling", "MaskFormer"]
