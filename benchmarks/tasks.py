@@ -18,7 +18,7 @@ from seg_research.engine.amp import PRECISIONS, autocast, cpu_supports_bf16, out
 from seg_research.evaluation import COCOEvaluator, COCOPanopticEvaluator, DatasetEvaluator, build_evaluator
 from seg_research.evaluation.fast_eval_api import REFERENCE_BACKEND, available_backends
 from seg_research.evaluation.fast_pq_api import REFERENCE_PQ_BACKEND, available_pq_backends
-from seg_research.modeling import build_model
+from seg_research.modeling import build_model, compile_model
 from seg_research.solver import build_optimizer
 
 from .coco_eval import bench_coco_eval
@@ -37,14 +37,25 @@ class _MaskRoiCounter:
 
 
 # ----------------------------------------------------------------------------- tasks
+#: implementation name of the model compiled by ``--compare compiled``
+COMPILED = "seg_research+compile"
+
+
 def _build_models(args, cfg, image_size: int, train: bool) -> Dict[str, nn.Module]:
     torch.manual_seed(args.seed)
     if args.compare == "torchvision" and cfg.MODEL.WEIGHTS:
         raise ConfigError("--compare torchvision starts both models from torchvision's random weights; "
                           "leave MODEL.WEIGHTS empty (add MODEL.WEIGHTS \"\" to the command).")
+    if args.compare == "compiled":  # the eager model is the reference, whatever MODEL.COMPILE.ENABLED says
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.MODEL.COMPILE.ENABLED = False
     models = {"seg_research": build_model(cfg)}
     if cfg.MODEL.WEIGHTS:
         Checkpointer(models["seg_research"]).load(cfg.MODEL.WEIGHTS)
+    if args.compare == "compiled":  # the same weights, MODEL.COMPILE.PARTS compiled (during the warm-up steps)
+        models[COMPILED] = compile_model(copy.deepcopy(models["seg_research"]), cfg.MODEL.COMPILE.PARTS,
+                                         cfg.MODEL.COMPILE.MODE)
     if args.compare == "torchvision":
         tv_model = torchvision_maskrcnn_from_cfg(cfg, image_size).to(cfg.MODEL.DEVICE)
         load_torchvision_weights(models["seg_research"], tv_model)

@@ -50,6 +50,11 @@ from the same weights: ``fp32``, or the forward pass under ``torch.autocast`` to
 ``torchvision.models.detection.MaskRCNN`` built with the config's architecture and sampling
 settings (``benchmarks.torchvision_twin.torchvision_maskrcnn_from_cfg``) and started from the same weights, on the
 same inputs, alternating the two implementations step by step in this process.
+
+``--compare compiled`` (train, inference) also times a copy of the model with the parts of
+``MODEL.COMPILE.PARTS`` compiled (``MODEL.COMPILE.MODE``; ``impl`` ``seg_research+compile``) beside the
+eager one, from the same weights, alternating step by step; compilation happens in the ``--warmup``
+steps (give it 2: the first backward compiles again).
 """
 from __future__ import annotations
 
@@ -84,7 +89,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=5, help="timed repetitions (images for inference)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions before them")
     parser.add_argument("--json", default="", metavar="OUT", help="also append the JSON lines to this file")
-    parser.add_argument("--compare", choices=["torchvision"], help="also time torchvision's Mask R-CNN")
+    parser.add_argument("--compare", choices=["torchvision", "compiled"],
+                        help="also time torchvision's Mask R-CNN, or the model with MODEL.COMPILE.PARTS compiled")
     parser.add_argument("--inputs", choices=["synthetic", "dataset"], default="synthetic",
                         help="train/inference inputs: synthetic images or the configured datasets")
     parser.add_argument("--instances", type=int, default=5, help="instances per synthetic image")
@@ -109,7 +115,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.iters < 1 or args.warmup < 0:
         parser.error("--iters must be >= 1 and --warmup >= 0.")
     if args.compare and args.task not in ("train", "inference"):
-        parser.error(f"--compare torchvision times train and inference only, not '{args.task}'.")
+        parser.error(f"--compare {args.compare} times train and inference only, not '{args.task}'.")
     if args.precision != ["fp32"] and args.task not in ("train", "inference"):
         parser.error(f"--precision applies to train and inference, not '{args.task}'.")
     if len(set(args.precision)) != len(args.precision):

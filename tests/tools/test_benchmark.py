@@ -70,6 +70,14 @@ def test_precisions_are_timed_in_one_run_with_one_record_each(tmp_path):
     assert all(r["median_s"] > 0 and isinstance(r["cpu_native_bf16"], bool) for r in records)
 
 
+def test_compare_compiled_times_the_eager_and_the_compiled_model_in_one_run(tmp_path):
+    records = _main(["--config-file", CONFIG, "--task", "inference", "--compare", "compiled", "--iters", "1",
+                     "--warmup", "1", "--threads", "1", "OUTPUT_DIR", str(tmp_path),
+                     "MODEL.COMPILE.PARTS", "['roi_heads.box_head']"])  # a small part: compiles in seconds
+    assert [r["impl"] for r in records] == ["seg_research", "seg_research+compile"]
+    assert all(r["median_s"] > 0 and r["n"] == 1 for r in records)
+
+
 def test_generated_tasks_take_no_config_and_the_others_need_one():
     with pytest.raises(SystemExit):
         _main(["--config-file", CONFIG, "--task", "pq"])
