@@ -27,13 +27,16 @@ from .augmentation import (
     apply_transform_gens,
 )
 from .augmentation_impl import (
+    FixedSizeCrop,
     RandomApply,
     RandomBrightness,
     RandomContrast,
     RandomCrop,
+    RandomCrop_CategoryAreaConstraint,
     RandomFlip,
     RandomSaturation,
     Resize,
+    ResizeScale,
     ResizeShortestEdge,
 )
 from .transform import ColorTransform, PILColorTransform, ResizeTransform
@@ -44,7 +47,8 @@ __all__ = [
     "Transform", "TransformList", "NoOpTransform", "HFlipTransform", "VFlipTransform", "CropTransform",
     "PadTransform", "BlendTransform", "ResizeTransform", "ScaleTransform", "GridSampleTransform",
     "ColorTransform", "PILColorTransform", "RandomSaturation", "Resize", "RandomApply",
-    "TransformGen", "StandardAugInput", "apply_transform_gens",
+    "TransformGen", "StandardAugInput", "apply_transform_gens", "ResizeScale", "FixedSizeCrop",
+    "RandomCrop_CategoryAreaConstraint",
 ]
 
 

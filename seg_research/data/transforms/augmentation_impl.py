@@ -5,7 +5,7 @@ Each samples its parameters with ``np.random`` and returns an fvcore Transform.
 from __future__ import annotations
 
 import sys
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 from fvcore.transforms.transform import (
@@ -13,7 +13,9 @@ from fvcore.transforms.transform import (
     CropTransform,
     HFlipTransform,
     NoOpTransform,
+    PadTransform,
     Transform,
+    TransformList,
     VFlipTransform,
 )
 from PIL import Image
@@ -23,7 +25,7 @@ from .augmentation import Augmentation
 from .transform import ResizeTransform
 
 __all__ = ["ResizeShortestEdge", "RandomFlip", "RandomCrop", "RandomBrightness", "RandomContrast", "RandomSaturation",
-           "Resize", "RandomApply"]
+           "Resize", "RandomApply", "ResizeScale", "FixedSizeCrop", "RandomCrop_CategoryAreaConstraint"]
 
 
 class ResizeShortestEdge(Augmentation):
@@ -156,6 +158,98 @@ class RandomCrop(Augmentation):
         return CropTransform(x0, y0, crop_w, crop_h, orig_w=w, orig_h=h)
 
 
+class RandomCrop_CategoryAreaConstraint(Augmentation):
+    """:class:`RandomCrop` that retries (up to 10 draws, keeping the last) until no single category
+    covers ``single_category_max_area`` or more of the crop's labelled pixels and the crop holds at
+    least two categories; pixels of ``ignored_category`` are not counted. With
+    ``single_category_max_area`` >= 1 it is a plain :class:`RandomCrop` (one draw). Used for semantic
+    segmentation, where a crop filled by one class destabilizes training.
+    """
+
+    input_args = ("image", "sem_seg")
+
+    def __init__(self, crop_type: str, crop_size: Sequence[float], single_category_max_area: float = 1.0,
+                 ignored_category: Optional[int] = None) -> None:
+        self.crop_aug = RandomCrop(crop_type, crop_size)
+        self.crop_type = crop_type
+        self.crop_size = tuple(crop_size)
+        self.single_category_max_area = single_category_max_area
+        self.ignored_category = ignored_category
+
+    def get_transform(self, image: np.ndarray, sem_seg: Optional[np.ndarray]) -> Transform:
+        if self.single_category_max_area >= 1.0:
+            return self.crop_aug.get_transform(image)
+        if sem_seg is None:
+            raise ValueError(
+                "RandomCrop_CategoryAreaConstraint with single_category_max_area < 1 "
+                "(INPUT.CROP.SINGLE_CATEGORY_MAX_AREA) needs the semantic segmentation: pass AugInput(image, sem_seg=...)."
+            )
+        h, w = sem_seg.shape[:2]
+        for _ in range(10):
+            crop_h, crop_w = self.crop_aug.get_crop_size((h, w))
+            y0 = int(np.random.randint(h - crop_h + 1))
+            x0 = int(np.random.randint(w - crop_w + 1))
+            labels, counts = np.unique(sem_seg[y0:y0 + crop_h, x0:x0 + crop_w], return_counts=True)
+            if self.ignored_category is not None:
+                counts = counts[labels != self.ignored_category]
+            if len(counts) > 1 and counts.max() < counts.sum() * self.single_category_max_area:
+                break
+        return CropTransform(x0, y0, crop_w, crop_h, orig_w=w, orig_h=h)
+
+
+class ResizeScale(Augmentation):
+    """Large-scale jitter's resize: draw s ~ U[min_scale, max_scale] and resize (aspect ratio kept) to
+    the largest size that fits in ``(s * target_height, s * target_width)``, rounded to integers.
+    Followed by :class:`FixedSizeCrop` to the target size in the COCO "LSJ" recipes.
+
+    Example: a (480, 640) image, target (1024, 1024), s = 0.5: scale min(512/480, 512/640) = 0.8 ->
+    (384, 512).
+    """
+
+    def __init__(self, min_scale: float, max_scale: float, target_height: int, target_width: int,
+                 interp: int = Image.Resampling.BILINEAR) -> None:
+        if not 0 < min_scale <= max_scale:
+            raise ValueError(f"ResizeScale: need 0 < min_scale <= max_scale (INPUT.MIN_SCALE / MAX_SCALE), got "
+                             f"{min_scale}, {max_scale}.")
+        self.min_scale = min_scale
+        self.max_scale = max_scale
+        self.target_height = target_height
+        self.target_width = target_width
+        self.interp = interp
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        scale = np.random.uniform(self.min_scale, self.max_scale)
+        h, w = image.shape[:2]
+        factor = min(scale * self.target_height / h, scale * self.target_width / w)
+        new_h, new_w = np.round(np.multiply((h, w), factor)).astype(int)
+        return ResizeTransform(h, w, int(new_h), int(new_w), self.interp)
+
+
+class FixedSizeCrop(Augmentation):
+    """Crop to ``crop_size`` (h, w) at a random offset where the image is larger (one uniform draw
+    u: offset ``round(u * (size - crop))`` on both axes), and with ``pad`` pad the bottom and right
+    where it is smaller: images with ``pad_value``, segmentations with 0.
+    """
+
+    def __init__(self, crop_size: Tuple[int, int], pad: bool = True, pad_value: float = 128.0) -> None:
+        self.crop_size = tuple(crop_size)
+        self.pad = pad
+        self.pad_value = pad_value
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        size = np.asarray(image.shape[:2])
+        crop = np.asarray(self.crop_size)
+        offset = np.round(np.maximum(size - crop, 0) * np.random.uniform(0.0, 1.0)).astype(int)
+        out = np.minimum(size, crop)
+        transforms = [CropTransform(int(offset[1]), int(offset[0]), int(out[1]), int(out[0]),
+                                    orig_w=int(size[1]), orig_h=int(size[0]))]
+        if self.pad:
+            pad = np.maximum(crop - size, 0)
+            transforms.append(PadTransform(0, 0, int(pad[1]), int(pad[0]), int(out[1]), int(out[0]),
+                                           pad_value=self.pad_value))
+        return TransformList(transforms)
+
+
 class _RandomIntensity(Augmentation):
     """Photometric jitter ``w * image + (1 - w) * reference`` with w ~ U[intensity_min, intensity_max].
 
@@ -230,8 +324,7 @@ class RandomApply(Augmentation):
 
 
 _NOT_PROVIDED = "not provided; the augmentations here are ResizeShortestEdge, Resize, RandomFlip, RandomCrop, " \
-                "RandomBrightness, RandomContrast, RandomSaturation and RandomApply (write an Augmentation " \
-                "subclass for others)."
+                "RandomCrop_CategoryAreaConstraint, ResizeScale, FixedSizeCrop, RandomBrightness, RandomContrast, " \
+                "RandomSaturation and RandomApply (write an Augmentation subclass for others)."
 __getattr__ = absent_names(__name__, {name: _NOT_PROVIDED for name in (
-    "RandomExtent", "RandomRotation", "RandomLighting", "FixedSizeCrop", "ResizeScale",
-    "RandomCrop_CategoryAreaConstraint")})
+    "RandomExtent", "RandomRotation", "RandomLighting")})

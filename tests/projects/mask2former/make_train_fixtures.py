@@ -15,6 +15,10 @@ It writes, under ``fixtures/``:
 - ``swin_parity.npz``: upstream's ``D2SwinTransformer`` (Swin-T) with the weights of
   :func:`generated_swin_tensor` on the image of :func:`swin_image`: its parameter names, shapes and
   outputs; and the parameter counts of Swin-T/S/B/L as built from upstream's configs.
+- ``mappers_parity.npz``: upstream's five dataset mappers on the records of
+  :func:`write_mapper_dataset` with the settings of :data:`MAPPER_SETTINGS`, ``np.random`` seeded with
+  ``MAPPER_SEED`` before each call (every augmentation draws from it, in the same order as ours):
+  the output's keys, and every tensor (``summarize_mapper_output``).
 
 The inputs are not stored: they are generated here and in the tests by the functions below (numpy
 generators, so both sides draw the same numbers).
@@ -23,6 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import tempfile
+import types
 import zlib
 from typing import Dict, List, Tuple
 
@@ -166,6 +173,108 @@ def generated_swin_state(keys_shapes: List[Tuple[str, Tuple[int, ...]]]) -> Dict
     return {k: generated_swin_tensor(k, tuple(s)) for k, s in keys_shapes if not k.endswith("relative_position_index")}
 
 
+# ---------------------------------------------------------------- dataset mappers
+MAPPER_SEED = 5
+MAPPER_DATASET = "m2f_mapper_fixture"
+#: config settings of both sides (SSD color augmentation off: upstream draws it from Python's
+#: ``random`` while the transform is applied, which no seed on our side can follow).
+MAPPER_SETTINGS = {
+    "INPUT.MIN_SIZE_TRAIN": (48, 56, 64), "INPUT.MIN_SIZE_TRAIN_SAMPLING": "choice", "INPUT.MAX_SIZE_TRAIN": 100,
+    "INPUT.CROP.ENABLED": True, "INPUT.CROP.TYPE": "absolute", "INPUT.CROP.SIZE": (40, 44),
+    "INPUT.CROP.SINGLE_CATEGORY_MAX_AREA": 0.6, "INPUT.SIZE_DIVISIBILITY": 48, "INPUT.COLOR_AUG_SSD": False,
+    "INPUT.IMAGE_SIZE": 64, "INPUT.MIN_SCALE": 0.5, "INPUT.MAX_SCALE": 1.5, "INPUT.RANDOM_FLIP": "horizontal",
+    "DATASETS.TRAIN": (MAPPER_DATASET,),
+}
+#: mapper class -> record kind of :func:`write_mapper_dataset`.
+MAPPERS = {
+    "MaskFormerSemanticDatasetMapper": "semantic",
+    "MaskFormerPanopticDatasetMapper": "panoptic",
+    "MaskFormerInstanceDatasetMapper": "instance",
+    "COCOInstanceNewBaselineDatasetMapper": "instance",
+    "COCOPanopticNewBaselineDatasetMapper": "panoptic",
+}
+MAPPER_IMAGE_HW = (60, 80)
+
+
+def apply_mapper_settings(cfg) -> None:
+    for key, value in MAPPER_SETTINGS.items():
+        node = cfg
+        *parents, leaf = key.split(".")
+        for name in parents:
+            node = getattr(node, name)
+        setattr(node, leaf, value)
+
+
+def write_mapper_dataset(root: str, xywh_abs) -> Dict[str, Dict[str, object]]:
+    """Write one 60x80 image with its semantic PNG (classes 0-3, a 255 ignore band), panoptic PNG (ids
+    R + 256 G, 4 segments, one crowd) and instance annotations (3 polygons, one crowd RLE) under
+    ``root``; return the records by kind ("semantic", "panoptic", "instance"). ``xywh_abs`` is the
+    environment's ``BoxMode.XYWH_ABS``."""
+    from PIL import Image
+    from pycocotools import mask as mask_util
+
+    rng = np.random.default_rng(11)
+    h, w = MAPPER_IMAGE_HW
+    coarse = rng.uniform(0, 255, size=(h // 10 + 1, w // 10 + 1, 3))
+    image = np.kron(coarse, np.ones((10, 10, 1)))[:h, :w].astype(np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    disk = (yy - 22) ** 2 + (xx - 25) ** 2 < 12 ** 2
+    box = (yy >= 30) & (yy < 55) & (xx >= 45) & (xx < 75)
+    sem = np.zeros((h, w), np.uint8)
+    sem[xx >= 40] = 1
+    sem[disk] = 2
+    sem[box] = 3
+    sem[:3] = 255
+    pan = np.zeros((h, w), np.int64)
+    pan[sem == 0], pan[sem == 1], pan[disk], pan[box] = 1, 2, 300, 301
+    pan[(yy < 10) & (xx < 10)] = 7  # a crowd segment
+    paths = {name: os.path.join(root, f"{name}.png") for name in ("image", "sem", "pan")}
+    Image.fromarray(image).save(paths["image"])
+    Image.fromarray(sem).save(paths["sem"])
+    Image.fromarray(np.stack([pan % 256, pan // 256, np.zeros_like(pan)], -1).astype(np.uint8)).save(paths["pan"])
+    base = {"file_name": paths["image"], "height": h, "width": w, "image_id": 1}
+    segments = [{"id": 1, "category_id": 0, "iscrowd": 0, "isthing": False},
+                {"id": 2, "category_id": 1, "iscrowd": 0, "isthing": False},
+                {"id": 300, "category_id": 2, "iscrowd": 0, "isthing": True},
+                {"id": 301, "category_id": 3, "iscrowd": 0, "isthing": True},
+                {"id": 7, "category_id": 2, "iscrowd": 1, "isthing": True}]
+    crowd = mask_util.encode(np.asfortranarray(((yy < 10) & (xx < 10)).astype(np.uint8)))
+    crowd["counts"] = crowd["counts"].decode("ascii")
+    annotations = [
+        {"bbox": [13.0, 10.0, 24.0, 24.0], "bbox_mode": xywh_abs, "category_id": 2, "iscrowd": 0,
+         "segmentation": [[25.0, 10.0, 37.0, 22.0, 25.0, 34.0, 13.0, 22.0]]},
+        {"bbox": [45.0, 30.0, 30.0, 25.0], "bbox_mode": xywh_abs, "category_id": 3, "iscrowd": 0,
+         "segmentation": [[45.0, 30.0, 75.0, 30.0, 75.0, 55.0, 45.0, 55.0]]},
+        {"bbox": [2.0, 40.0, 10.0, 18.0], "bbox_mode": xywh_abs, "category_id": 0, "iscrowd": 0,
+         "segmentation": [[2.0, 40.0, 12.0, 40.0, 7.0, 58.0]]},
+        {"bbox": [0.0, 0.0, 10.0, 10.0], "bbox_mode": xywh_abs, "category_id": 1, "iscrowd": 1,
+         "segmentation": crowd},
+    ]
+    return {"semantic": {**base, "sem_seg_file_name": paths["sem"]},
+            "panoptic": {**base, "sem_seg_file_name": paths["sem"], "pan_seg_file_name": paths["pan"],
+                         "segments_info": segments},
+            "instance": {**base, "annotations": annotations}}
+
+
+def summarize_mapper_output(output: Dict[str, object]) -> Dict[str, np.ndarray]:
+    """A mapper's output as flat arrays: ``keys`` (the output's keys, sorted), ``instances`` (its
+    field names, sorted), and ``<key>`` / ``instances.<field>`` for every tensor (``Boxes`` by their
+    tensor)."""
+    import torch
+
+    out = {"keys": np.array(sorted(output))}
+    for key, value in output.items():
+        if isinstance(value, torch.Tensor):
+            out[key] = value.numpy()
+        elif hasattr(value, "get_fields"):
+            fields = value.get_fields()
+            out["instances"] = np.array(sorted(fields))
+            out["instances.image_size"] = np.array(value.image_size)
+            for name, field in fields.items():
+                out[f"instances.{name}"] = getattr(field, "tensor", field).numpy()
+    return out
+
+
 # ---------------------------------------------------------------- upstream side
 def _upstream_criterion() -> Dict[str, np.ndarray]:
     import torch
@@ -255,6 +364,42 @@ def _upstream_swin() -> Dict[str, np.ndarray]:
     return out
 
 
+def _upstream_mappers(root: str) -> Dict[str, np.ndarray]:
+    import random
+
+    import mask2former
+    import torch
+    from detectron2.config import get_cfg
+    from detectron2.data import MetadataCatalog
+    from detectron2.projects.deeplab import add_deeplab_config
+    from detectron2.structures import BoxMode
+
+    # Upstream's panoptic mappers import panopticapi's rgb2id, which the reference environment lacks:
+    # supply that one function (id = R + 256 G + 256**2 B, panopticapi's definition).
+    panopticapi = types.ModuleType("panopticapi")
+    panopticapi.utils = types.ModuleType("panopticapi.utils")
+    panopticapi.utils.rgb2id = lambda rgb: (rgb[..., 0].astype(np.int64) + 256 * rgb[..., 1].astype(np.int64)
+                                            + 256 * 256 * rgb[..., 2].astype(np.int64))
+    sys.modules.setdefault("panopticapi", panopticapi)
+    sys.modules.setdefault("panopticapi.utils", panopticapi.utils)
+
+    cfg = get_cfg()
+    add_deeplab_config(cfg)
+    mask2former.add_maskformer2_config(cfg)
+    apply_mapper_settings(cfg)
+    MetadataCatalog.get(MAPPER_DATASET).set(ignore_label=255)
+    records = write_mapper_dataset(root, BoxMode.XYWH_ABS)
+    out: Dict[str, np.ndarray] = {}
+    for name, kind in MAPPERS.items():
+        mapper = getattr(mask2former, name)(cfg, True)
+        np.random.seed(MAPPER_SEED)
+        random.seed(MAPPER_SEED)
+        torch.manual_seed(MAPPER_SEED)
+        for key, value in summarize_mapper_output(mapper(records[kind])).items():
+            out[f"{name}/{key}"] = value
+    return out
+
+
 def main() -> None:
     import torch
 
@@ -262,6 +407,8 @@ def main() -> None:
     os.makedirs(FIXTURES, exist_ok=True)
     np.savez_compressed(os.path.join(FIXTURES, "criterion_parity.npz"), **_upstream_criterion())
     np.savez_compressed(os.path.join(FIXTURES, "swin_parity.npz"), **_upstream_swin())
+    with tempfile.TemporaryDirectory() as root:
+        np.savez_compressed(os.path.join(FIXTURES, "mappers_parity.npz"), **_upstream_mappers(root))
     print("wrote", FIXTURES)
 
 

@@ -1,0 +1,76 @@
+"""COCOPanopticNewBaselineDatasetMapper: COCO panoptic records with large-scale jitter."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Union
+
+import numpy as np
+import torch
+
+from seg_research.config import configurable
+from seg_research.data import detection_utils as utils
+from seg_research.data import transforms as T
+from seg_research.data.errors import DataError
+from seg_research.structures import BitMasks, Boxes
+
+from .coco_instance_new_baseline_dataset_mapper import build_transform_gen
+from .common import image_tensor, map_checked, mask_instances, read_checked_image
+
+__all__ = ["COCOPanopticNewBaselineDatasetMapper"]
+
+
+class COCOPanopticNewBaselineDatasetMapper:
+    """Training mapper of Mask2Former's COCO panoptic recipe (the large-scale jitter of
+    :func:`build_transform_gen`).
+
+    Returns the record with ``image`` (C, S, S) uint8 and, in training, ``instances``: one per segment
+    of ``segments_info`` that is not a crowd, in its order, with ``gt_classes`` (K,) int64, ``gt_masks``
+    (K, S, S) bool (segments cropped away stay, empty, as upstream) and ``gt_boxes`` (their tight boxes).
+    """
+
+    @configurable
+    def __init__(self, is_train: bool = True, *, tfm_gens: List[Union[T.Augmentation, T.Transform]],
+                 image_format: str) -> None:
+        """
+        Args:
+            is_train: build the training targets.
+            tfm_gens: the augmentations (upstream's argument name).
+            image_format: "BGR", "RGB" or "L".
+        """
+        self.tfm_gens = T.AugmentationList(tfm_gens)
+        self.img_format = image_format
+        self.is_train = is_train
+        logging.getLogger(__name__).info(f"[{type(self).__name__}] Full TransformGens used in training: {tfm_gens}")
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True) -> Dict[str, Any]:
+        return {"is_train": is_train, "tfm_gens": build_transform_gen(cfg, is_train), "image_format": cfg.INPUT.FORMAT}
+
+    def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
+        """Map one record (not modified) to the model's input dict (see the class doc)."""
+        return map_checked(self._map, dataset_dict)
+
+    def _map(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
+        image = read_checked_image(dataset_dict, self.img_format)
+        aug_input = T.AugInput(image)
+        transforms = self.tfm_gens(aug_input)
+        dataset_dict["image"] = image_tensor(aug_input.image)
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+            return dataset_dict
+        if "pan_seg_file_name" not in dataset_dict:
+            return dataset_dict
+
+        pan_file = dataset_dict.pop("pan_seg_file_name")
+        pan_ids = utils.read_panoptic_ids(pan_file)
+        if pan_ids.shape != image.shape[:2]:
+            raise DataError(f"Panoptic PNG has (height, width) = {pan_ids.shape} but the image is {image.shape[:2]}.",
+                            file_name=pan_file)
+        pan_ids_t = torch.from_numpy(np.ascontiguousarray(transforms.apply_segmentation(pan_ids)))
+        segments = [s for s in dataset_dict["segments_info"] if not s.get("iscrowd", 0)]
+        instances = mask_instances(tuple(pan_ids_t.shape), [s["category_id"] for s in segments],
+                                   [pan_ids_t == s["id"] for s in segments])
+        instances.gt_boxes = (BitMasks(instances.gt_masks).get_bounding_boxes() if segments
+                              else Boxes(torch.zeros((0, 4))))
+        dataset_dict["instances"] = instances
+        return dataset_dict
