@@ -1,4 +1,5 @@
-"""Semantic segmentation metrics from a confusion matrix: mIoU, fwIoU, mACC, pACC, mDice."""
+"""Semantic segmentation metrics from a confusion matrix: mIoU, fwIoU, mACC, pACC, mDice; and each
+class's Dice averaged over images (``Dice-per-image-<class>``, as medical papers report it)."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,7 @@ from ..utils.errors import DataError
 from ..utils.file_io import atomic_open, atomic_write_json
 from .evaluator import DatasetEvaluator
 
-__all__ = ["SemSegEvaluator", "metrics_from_confusion", "SEM_SEG_PREDICTIONS_FILE"]
+__all__ = ["SemSegEvaluator", "metrics_from_confusion", "dice_from_confusion", "SEM_SEG_PREDICTIONS_FILE"]
 
 #: Written into ``output_dir`` with ``save_predictions``: a json list with, per image and predicted
 #: class, ``{"file_name", "image_id", "category_id", "segmentation": RLE}`` (``category_id`` is the
@@ -27,6 +28,16 @@ __all__ = ["SemSegEvaluator", "metrics_from_confusion", "SEM_SEG_PREDICTIONS_FIL
 SEM_SEG_PREDICTIONS_FILE = "sem_seg_predictions.json"
 
 logger = logging.getLogger(__name__)
+
+
+def dice_from_confusion(conf: np.ndarray) -> np.ndarray:
+    """Dice of each class, 2TP/(2TP+FP+FN) in [0, 1], from a K×K confusion matrix (rows: ground truth);
+    NaN for a class absent from both ground truth and prediction."""
+    conf = conf.astype(np.float64)
+    tp = np.diag(conf)
+    denominator = conf.sum(axis=1) + conf.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, 2 * tp / denominator, np.nan)
 
 
 def metrics_from_confusion(conf: np.ndarray, class_names: Sequence[str]) -> "OrderedDict[str, float]":
@@ -42,9 +53,9 @@ def metrics_from_confusion(conf: np.ndarray, class_names: Sequence[str]) -> "Ord
     pred = conf.sum(axis=0)
     union = gt + pred - tp
     iou_valid, acc_valid = union > 0, gt > 0
+    dice = dice_from_confusion(conf)
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(iou_valid, tp / union, np.nan)
-        dice = np.where(iou_valid, 2 * tp / (gt + pred), np.nan)
         acc = np.where(acc_valid, tp / gt, np.nan)
     total = gt.sum()
     res: "OrderedDict[str, float]" = OrderedDict()
@@ -69,6 +80,11 @@ class SemSegEvaluator(DatasetEvaluator):
     output's ``sem_seg`` (C, H, W) logits, which must have the record's original size.
     Under distributed evaluation the confusion matrices are summed across ranks (one
     K×K reduction, independent of the number of images).
+
+    Besides the metrics of the summed confusion matrix (:func:`metrics_from_confusion`), each class
+    gets ``Dice-per-image-<class>``: its Dice computed on each image alone, averaged over the images
+    where the class is in the ground truth or the prediction (the "mean Dice" of lesion papers such
+    as those on PH2 and ISIC, where a small lesion counts as much as a large one).
 
     Args:
         dataset_name: registered dataset; metadata gives ``stuff_classes`` and ``ignore_label``.
@@ -112,6 +128,8 @@ class SemSegEvaluator(DatasetEvaluator):
 
     def reset(self) -> None:
         self._conf = np.zeros((self._num_classes, self._num_classes), dtype=np.int64)
+        # per class: the sum of its per-image Dice and the number of images where it is defined
+        self._image_dice = np.zeros((2, self._num_classes), dtype=np.float64)
         self._per_image: List[list] = []
         self._predictions: List[dict] = []
 
@@ -138,6 +156,10 @@ class SemSegEvaluator(DatasetEvaluator):
                 )
             conf = np.bincount(gt[valid] * k + pred[valid], minlength=k * k).reshape(k, k)
             self._conf += conf
+            dice = dice_from_confusion(conf)
+            defined = ~np.isnan(dice)
+            self._image_dice[0, defined] += dice[defined]
+            self._image_dice[1, defined] += 1
             if self._per_image_csv:
                 self._per_image.append([inp.get("image_id", ""), file_name, conf])
             if self._save_predictions:
@@ -156,6 +178,9 @@ class SemSegEvaluator(DatasetEvaluator):
             conf = torch.from_numpy(self._conf)
             dist.all_reduce(conf)
             self._conf = conf.numpy()
+            image_dice = torch.from_numpy(self._image_dice)
+            dist.all_reduce(image_dice)
+            self._image_dice = image_dice.numpy()
             per_image = sum(comm.gather(self._per_image), []) if self._per_image_csv else []
             predictions = sum(comm.gather(self._predictions), []) if self._save_predictions else []
             if not comm.is_main_process():
@@ -169,6 +194,9 @@ class SemSegEvaluator(DatasetEvaluator):
             atomic_write_json(path, predictions)
             logger.info(f"Wrote the predictions of {len({p['file_name'] for p in predictions})} images to {path}")
         res = metrics_from_confusion(self._conf, self._class_names)
+        total, count = self._image_dice
+        for name, dice_sum, images in zip(self._class_names, total, count, strict=True):
+            res[f"Dice-per-image-{name}"] = 100 * dice_sum / images if images else float("nan")
         absent = [n for n in self._class_names if np.isnan(res[f"IoU-{n}"])]
         if absent:
             logger.info(f"Classes absent from both ground truth and predictions (NaN, excluded from means): {absent}")

@@ -47,6 +47,24 @@ def test_hand_computed_confusion_with_ignore_and_absent_class(dataset, tmp_path)
     assert rows[1][0] == "7" and float(rows[1][2]) == pytest.approx(100 * 2 / 3, abs=1e-3)
 
 
+def test_per_image_dice_is_the_mean_of_each_images_dice(dataset, tmp_path):
+    name, gt_file = dataset
+    gt2 = tmp_path / "gt2.png"
+    Image.fromarray(np.zeros((2, 4), dtype=np.uint8)).save(gt2)  # all "a"
+    pred2 = np.array([[0, 0, 1, 1], [1, 1, 1, 1]])
+    ev = SemSegEvaluator(name, distributed=False)
+    ev.reset()
+    ev.process([{"sem_seg_file_name": gt_file}, {"sem_seg_file_name": str(gt2)}],
+               [{"sem_seg": _logits(PRED)}, {"sem_seg": _logits(pred2)}])
+    res = ev.evaluate()["sem_seg"]
+    # image 1: Dice-a 2*2/(3+2), Dice-b 2*2/(3+3), Dice-c 0/(0+1); image 2: Dice-a 2*2/(8+2), Dice-b 0/(0+6)
+    assert res["Dice-per-image-a"] == pytest.approx(100 * (4 / 5 + 4 / 10) / 2, abs=1e-9)
+    assert res["Dice-per-image-b"] == pytest.approx(100 * (4 / 6 + 0) / 2, abs=1e-9)
+    assert res["Dice-per-image-c"] == 0.0  # defined on image 1 only
+    assert math.isnan(res["Dice-per-image-d"])  # in no image's ground truth or prediction
+    assert res["Dice-a"] == pytest.approx(100 * 2 * 4 / (11 + 4), abs=1e-9)  # pooled over both images: differs
+
+
 def test_size_mismatch_names_file(dataset):
     name, gt_file = dataset
     ev = SemSegEvaluator(name, distributed=False)
