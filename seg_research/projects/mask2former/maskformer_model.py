@@ -125,6 +125,8 @@ class MaskFormer(ImageInputMixin, nn.Module):
 
     def forward(self, batched_inputs: List[Dict[str, Any]]):
         """See the class docstring for the inputs and outputs."""
+        if self.training:
+            self._check_training_inputs(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         outputs = self.sem_seg_head(self.backbone(images.tensor))
         if self.training:
@@ -156,6 +158,12 @@ class MaskFormer(ImageInputMixin, nn.Module):
     def losses(self, outputs: Dict[str, Any], batched_inputs: List[Dict[str, Any]],
                padded_size: Tuple[int, int]) -> Dict[str, torch.Tensor]:
         """The criterion's losses, weighted by its ``weight_dict`` (losses it does not weigh are dropped)."""
+        targets = self.prepare_targets([x["instances"].to(self.device) for x in batched_inputs], padded_size)
+        losses = self.criterion(outputs, targets)
+        weights = self.criterion.weight_dict
+        return {name: value * weights[name] for name, value in losses.items() if name in weights}
+
+    def _check_training_inputs(self, batched_inputs: List[Dict[str, Any]]) -> None:
         if self.criterion is None:
             raise ValueError("MaskFormer was built without a criterion, so it cannot train.")
         missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
@@ -163,10 +171,6 @@ class MaskFormer(ImageInputMixin, nn.Module):
             raise ValueError(f"MaskFormer training needs 'instances' (gt_classes, gt_masks) in every input; inputs "
                              f"{missing} have none. Use one of Mask2Former's dataset mappers "
                              "(INPUT.DATASET_MAPPER_NAME).")
-        targets = self.prepare_targets([x["instances"].to(self.device) for x in batched_inputs], padded_size)
-        losses = self.criterion(outputs, targets)
-        weights = self.criterion.weight_dict
-        return {name: value * weights[name] for name, value in losses.items() if name in weights}
 
     @staticmethod
     def prepare_targets(instances: Sequence[Instances], padded_size: Tuple[int, int]) -> List[Dict[str, torch.Tensor]]:

@@ -4,6 +4,7 @@ Mask2Former's Python code, its MSDeformAttn on its own ``grid_sample`` path), ne
 
     /work/d2venv/bin/python tests/projects/mask2former/make_fixtures.py
 
+``fixtures/maskformer2_config.json`` lists the keys and defaults of upstream's ``add_maskformer2_config``.
 For each config of :data:`CONFIGS` (upstream's own YAML, with the test thresholds of
 :data:`TEST_OVERRIDES`), it builds upstream's model on the CPU and gives it the weights of
 :func:`generated_tensor` (seeded by name, so the tests regenerate them instead of committing 44M
@@ -258,11 +259,37 @@ def _make(name: str, config: str) -> None:
           f"{[sorted(o) for o in outputs]}")
 
 
+def _config_keys() -> None:
+    """``fixtures/maskformer2_config.json``: every key upstream's ``add_maskformer2_config`` adds to (or
+    changes in) detectron2's config, with its default."""
+    from detectron2.config import get_cfg
+    from mask2former import add_maskformer2_config
+
+    def flat(node, prefix=""):
+        out = {}
+        for key, value in node.items():
+            if hasattr(value, "items"):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    before = flat(get_cfg())
+    cfg = get_cfg()
+    add_maskformer2_config(cfg)
+    after = flat(cfg)
+    keys = {k: v for k, v in after.items() if k not in before or before[k] != v}
+    with open(os.path.join(FIXTURES, "maskformer2_config.json"), "w") as f:
+        json.dump(keys, f, indent=1, sort_keys=True)
+    print(f"maskformer2_config.json: {len(keys)} keys")
+
+
 def main() -> None:
     import torch
 
     torch.set_num_threads(1)
     os.makedirs(FIXTURES, exist_ok=True)
+    _config_keys()
     for name, config in CONFIGS.items():
         _make(name, config)
 
