@@ -244,6 +244,19 @@ def test_malformed_row_names_line_and_row(tmp_path, row, problem):
     assert repr(row) in text and "record 'line 6'" in text and str(ph2 / "PH2_dataset.txt") in text
 
 
+def test_parses_the_tab_separated_reexport_of_public_copies(tmp_path):
+    """The layout of the GitHub copy (chelseaparlett/SkinCancerVariation/PH2Dataset): UTF-8 BOM, CRLF,
+    a tab-separated header and rows, then the legend (cut to its first characters) in the same columns."""
+    txt = tmp_path / "PH2_dataset.txt"
+    lines = ["\ufeffName\tClinical Diagnosis\tAsymmetry", "IMD003\t0\t0", "IMD010\t1\t2", "IMD435\t2\t2", "\t\t",
+             "gends f\t\t", "0 - Co\t\t", "2 - Me\t\t", 'gends f\t"ules, Streaks, Regr"\t"ion Areas,"', "A  - A\t\t"]
+    txt.write_bytes("\r\n".join(lines).encode("utf-8"))
+    assert read_ph2_diagnoses(str(txt)) == {"IMD003": 0, "IMD010": 1, "IMD435": 2}
+    txt.write_text("Name\tClinical Diagnosis\nIMD003\t7\n")
+    with pytest.raises(DataError, match=r"line 2: clinical diagnosis '7' is not 0, 1 or 2"):
+        read_ph2_diagnoses(str(txt))
+
+
 def test_duplicate_row_and_missing_table(tmp_path):
     rows = [_row(n, DIAGNOSIS[n]) for n in sorted(DIAGNOSIS)] + [_row("IMD002", 1)]
     ph2 = _write_ph2(tmp_path, rows)

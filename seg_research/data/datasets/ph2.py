@@ -17,8 +17,10 @@ start with ``||``; a data row is one that contains ``IMD`` (the header does not)
      "asymmetry | pigment network | dots/globules | streaks | regression areas | blue-whitish veil",
      colours, ""]
 
-e.g. ``|| IMD003 ||  || 0 || 0 | T | A | A | A | A || 4 ||``. The clinical diagnosis (the
-2nd field after the name) is the class: 0 common nevus, 1 atypical nevus, 2 melanoma
+e.g. ``|| IMD003 ||  || 0 || 0 | T | A | A | A | A || 4 ||``. Public copies of the release (e.g.
+the GitHub repository chelseaparlett/SkinCancerVariation, folder ``PH2Dataset``) carry instead a
+tab-separated re-export with a header row (``Name<TAB>Clinical Diagnosis<TAB>Asymmetry``); both are
+read. The clinical diagnosis (the 2nd field after the name in the release's table) is the class: 0 common nevus, 1 atypical nevus, 2 melanoma
 (80 / 80 / 40 images). Only the name and the clinical diagnosis are read.
 
 Lesion labels are ``mask > 0`` (any channel), for the 1-bit and the 24-bit masks alike.
@@ -36,7 +38,7 @@ import json
 import logging
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 from seg_research.data.errors import DataError
@@ -75,8 +77,48 @@ def _malformed(txt_file: str, lineno: int, line: str, problem: str) -> DataError
         file_name=txt_file, record=f"line {lineno}")
 
 
+def _table_rows(lines: List[str], txt_file: str) -> List[Tuple[int, str, str, str]]:
+    """``(line number, line, name, clinical diagnosis)`` of each data row, in either layout of the table:
+
+    - the release's ``||``-separated table (module doc);
+    - a tab-separated re-export whose header names the columns, ``Name`` and ``Clinical Diagnosis``
+      among them (e.g. ``Name<TAB>Clinical Diagnosis<TAB>Asymmetry``, as in public GitHub copies of
+      PH2); its data rows are the lines whose first field is an image name.
+    """
+    rows = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip().startswith("||") or "IMD" not in line:
+            continue
+        fields = [field.strip() for field in line.strip().split("||")][1:]
+        if fields and not fields[-1]:
+            fields.pop()  # after the closing "||"
+        if len(fields) != len(_COLUMNS):
+            raise _malformed(txt_file, lineno, line, f"{len(fields)} '||'-separated fields instead of "
+                                                     f"{len(_COLUMNS)} ({', '.join(_COLUMNS)})")
+        rows.append((lineno, line, fields[0], fields[2]))
+    if rows:
+        return rows
+    header = next(((k, [f.strip().lower() for f in line.split("\t")]) for k, line in enumerate(lines)
+                   if "\t" in line and {"name", "clinical diagnosis"} <= {f.strip().lower() for f in line.split("\t")}),
+                  None)
+    if header is None:
+        return []
+    start, columns = header
+    name_col, diagnosis_col = columns.index("name"), columns.index("clinical diagnosis")
+    for lineno, line in enumerate(lines[start + 1:], start=start + 2):
+        fields = [f.strip() for f in line.split("\t")]
+        if not fields[0].startswith("IMD"):
+            continue  # blank lines and the legend below the table
+        if len(fields) <= max(name_col, diagnosis_col):
+            raise _malformed(txt_file, lineno, line, f"{len(fields)} tab-separated fields, fewer than the "
+                                                     f"header's {len(columns)}")
+        rows.append((lineno, line, fields[name_col], fields[diagnosis_col]))
+    return rows
+
+
 def read_ph2_diagnoses(txt_file: str) -> Dict[str, int]:
-    """Parse ``PH2_dataset.txt`` (column layout in the module doc).
+    """Parse ``PH2_dataset.txt``: the release's ``||`` table (column layout in the module doc) or a
+    tab-separated re-export with ``Name`` and ``Clinical Diagnosis`` columns.
 
     Returns:
         ``{image name: clinical diagnosis}`` (0 common nevus, 1 atypical nevus, 2 melanoma),
@@ -89,19 +131,10 @@ def read_ph2_diagnoses(txt_file: str) -> Dict[str, int]:
     """
     if not PathManager.isfile(txt_file):
         raise DataError(f"PH2 table of diagnoses not found. {_UNPACK_HINT}", file_name=txt_file)
-    with PathManager.open(txt_file, "r", encoding="utf-8", errors="replace") as f:
+    with PathManager.open(txt_file, "r", encoding="utf-8-sig", errors="replace") as f:
         lines = f.read().splitlines()
     diagnoses: Dict[str, int] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip().startswith("||") or "IMD" not in line:
-            continue
-        fields = [field.strip() for field in line.strip().split("||")][1:]
-        if fields and not fields[-1]:
-            fields.pop()  # after the closing "||"
-        if len(fields) != len(_COLUMNS):
-            raise _malformed(txt_file, lineno, line, f"{len(fields)} '||'-separated fields instead of "
-                                                     f"{len(_COLUMNS)} ({', '.join(_COLUMNS)})")
-        name, diagnosis = fields[0], fields[2]
+    for lineno, line, name, diagnosis in _table_rows(lines, txt_file):
         if not _NAME.fullmatch(name):
             raise _malformed(txt_file, lineno, line, f"the first field {name!r} is not an image name IMD<digits>")
         if diagnosis not in ("0", "1", "2"):
@@ -111,7 +144,8 @@ def read_ph2_diagnoses(txt_file: str) -> Dict[str, int]:
                             f"from PH2Dataset.rar.", file_name=txt_file, record=f"line {lineno}")
         diagnoses[name] = int(diagnosis)
     if not diagnoses:
-        raise DataError(f"{_TXT} has no data row ('|| IMDxxx || ... ||'). {_UNPACK_HINT}", file_name=txt_file)
+        raise DataError(f"{_TXT} has no data row ('|| IMDxxx || ... ||', or a tab-separated table with Name and "
+                        f"Clinical Diagnosis columns). {_UNPACK_HINT}", file_name=txt_file)
     return diagnoses
 
 
