@@ -70,7 +70,6 @@ class WindowAttention(nn.Module):
         self.window_size = (window_size, window_size)  # (Wh, Ww), upstream's attribute
         self.num_heads = num_heads
         self.scale = qk_scale or (dim // num_heads) ** -0.5
-        self.attn_drop = attn_drop
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
         # Token i = (yi, xi), token j = (yj, xj) of a window: their offset (yi - yj, xi - xj), each in
         # [-(w - 1), w - 1], numbered row-major in the (2w - 1) x (2w - 1) table. A persistent buffer
@@ -80,6 +79,7 @@ class WindowAttention(nn.Module):
         offsets = (coords[:, :, None] - coords[:, None, :]) + (window_size - 1)  # (2, w*w, w*w), >= 0
         self.register_buffer("relative_position_index", offsets[0] * (2 * window_size - 1) + offsets[1])
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
@@ -96,17 +96,17 @@ class WindowAttention(nn.Module):
         windows, n, c = x.shape
         head_dim = c // self.num_heads
         q, k, v = self.qkv(x).view(windows, n, 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        n_tokens = self.window_size[0] * self.window_size[1]
+        # Explicit attention: on the CPU, for these short sequences (49 tokens) with an additive mask,
+        # it is 10-25% faster than scaled_dot_product_attention (forward; equal in forward + backward).
+        attn = (q * self.scale) @ k.transpose(-2, -1)  # (B * nW, heads, N, N)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(n_tokens, n_tokens, -1).permute(2, 0, 1)  # (heads, N, N)
+        attn = attn + bias.view(n, n, -1).permute(2, 0, 1)[None]
         if mask is not None:
             # Windows are image-major: view them as (B, nW) so that each window gets its own mask.
             num_windows = mask.shape[0]
-            q, k, v = (t.view(-1, num_windows, self.num_heads, n, head_dim) for t in (q, k, v))
-            bias = bias[None] + mask[:, None].to(bias.dtype)  # (nW, heads, N, N)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
-                                             dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale)
-        out = out.reshape(windows, self.num_heads, n, head_dim).transpose(1, 2).reshape(windows, n, c)
+            attn = (attn.view(-1, num_windows, self.num_heads, n, n) + mask[:, None]).view(-1, self.num_heads, n, n)
+        attn = self.attn_drop(attn.softmax(dim=-1))
+        out = (attn @ v).transpose(1, 2).reshape(windows, n, c)
         return self.proj_drop(self.proj(out))
 
 
