@@ -2,11 +2,13 @@
 shapes and counts (T/S/B/L), and Swin-T's outputs for the same generated weights."""
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
 import torch
 
+from seg_research.checkpoint import Checkpointer
 from seg_research.config import get_cfg
 from seg_research.layers import ShapeSpec
 from seg_research.modeling import build_backbone
@@ -103,3 +105,38 @@ def test_bad_settings_name_the_key():
         D2SwinTransformer(out_features=("res6",))
     with pytest.raises(ValueError, match="DEPTHS"):
         D2SwinTransformer(depths=(2, 2, 6))
+
+
+def test_imagenet_swin_pkl_loads_into_the_backbone(tmp_path):
+    # An ImageNet Swin as upstream's conversion script writes it: Swin's names at the top level, with the
+    # classifier head, its final norm and attention-mask buffers, under "model" with detectron2's tags.
+    source = _tiny()
+    state = {k: v.numpy() for k, v in source.state_dict().items() if not k.startswith("norm")}
+    state.update({"norm.weight": np.full(64, 3.0, np.float32), "norm.bias": np.zeros(64, np.float32),
+                  "head.weight": np.zeros((10, 64), np.float32), "head.bias": np.zeros(10, np.float32),
+                  "layers.0.blocks.1.attn_mask": np.zeros((4, 9, 9), np.float32)})
+    path = tmp_path / "swin_imagenet.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": state, "__author__": "third_party", "matching_heuristics": True}, f)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(1)
+            self.backbone = D2SwinTransformer(embed_dim=8, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=3)
+            self.head = torch.nn.Linear(2, 2)
+
+    # ... and the released .pth: torch.save of {"model": tensors}.
+    pth = tmp_path / "swin_imagenet.pth"
+    torch.save({"model": {k: torch.as_tensor(v) for k, v in state.items()}}, pth)
+    for weights in (path, pth):
+        model = Model()
+        Checkpointer(model).load(str(weights))
+        loaded = model.backbone.state_dict()
+        for key, value in source.state_dict().items():
+            if key.startswith("norm"):
+                # upstream's name matching leaves the output norms as initialized (ones / zeros)
+                expected = torch.ones_like(value) if key.endswith("weight") else torch.zeros_like(value)
+                assert torch.equal(loaded[key], expected), key
+            else:
+                assert torch.equal(loaded[key], value), key

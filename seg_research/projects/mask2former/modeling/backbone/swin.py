@@ -8,10 +8,16 @@ shifted-window attention blocks, each stage but the last ending in a 2x2 patch m
 the resolution and doubles the channels -> one LayerNorm per output (``norm0``..``norm3``), as
 ``res2``..``res5`` at strides 4..32. Inputs of any size are padded inside (patches, windows, merging);
 outputs have ``ceil(H / stride) x ceil(W / stride)`` pixels.
+
+The official ImageNet Swin weights (Swin's own names at the top level) load through the library's
+``Checkpointer`` as ``MODEL.WEIGHTS``: importing this module registers their layout
+(:func:`convert_swin_imagenet_state_dict`). Point it at the released ``swin_*_patch4_window*.pth``
+(``torch.save`` of ``{"model": ...}``), or at a ``.pkl`` of numpy arrays; upstream's converted ``.pkl``
+pickles torch tensors, which the restricted unpickler refuses (it runs no code from a file).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Collection, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -19,11 +25,12 @@ from torch.nn import functional as F
 from torch.utils import checkpoint
 from torchvision.ops import StochasticDepth
 
+from seg_research.checkpoint.checkpointer import FOREIGN_LAYOUTS, ForeignLayout
 from seg_research.config import configurable
 from seg_research.layers import ShapeSpec
 from seg_research.modeling import BACKBONE_REGISTRY, Backbone
 
-__all__ = ["D2SwinTransformer"]
+__all__ = ["D2SwinTransformer", "convert_swin_imagenet_state_dict"]
 
 # Additive attention mask between tokens of different regions of a shifted window (upstream's value:
 # exp(-100) is 0 in float32 after the softmax, and equal outputs need the same constant).
@@ -392,3 +399,32 @@ class D2SwinTransformer(Backbone):
     @property
     def size_divisibility(self) -> int:
         return 32
+
+
+def _is_swin_imagenet_state_dict(keys: Collection[str]) -> bool:
+    """A Swin classification state_dict (the official ImageNet weights, as upstream's
+    ``convert-pretrained-swin-model-to-d2.py`` wraps them): Swin's names at the top level."""
+    return "patch_embed.proj.weight" in keys and "layers.0.blocks.0.attn.qkv.weight" in keys
+
+
+def convert_swin_imagenet_state_dict(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, Any]:
+    """Place an ImageNet Swin's weights under the model's one Swin (e.g. ``backbone.``), as
+    detectron2's name matching does for upstream: the classifier (``head.*``), its final ``norm.*``
+    and the fixed-size ``attn_mask`` buffers of the classification model are left out, so the
+    output norms ``norm0``..``norm3`` keep their initialization, as in upstream's training.
+
+    Raises:
+        ValueError: when the model does not hold exactly one Swin.
+    """
+    suffix = "patch_embed.proj.weight"
+    prefixes = [k[: -len(suffix)] for k in model.state_dict() if k.endswith(suffix)]
+    if len(prefixes) != 1:
+        raise ValueError(f"the model has {len(prefixes)} Swin backbones (parameters '*{suffix}'); an ImageNet Swin "
+                         "checkpoint loads into a model with exactly one.")
+    return {prefixes[0] + k: v for k, v in state_dict.items()
+            if not (k.startswith("head.") or k in ("norm.weight", "norm.bias") or k.endswith(".attn_mask"))}
+
+
+FOREIGN_LAYOUTS.append(
+    ForeignLayout("Swin Transformer ImageNet classification", _is_swin_imagenet_state_dict,
+                  convert_swin_imagenet_state_dict))
