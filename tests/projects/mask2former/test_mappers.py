@@ -10,6 +10,7 @@ import torch
 import seg_research.projects.mask2former.data as m2f_data
 from seg_research.config import get_cfg
 from seg_research.data import MetadataCatalog
+from seg_research.data.errors import DataError
 from seg_research.projects.deeplab import add_deeplab_config
 from seg_research.projects.mask2former import add_maskformer2_config
 from seg_research.structures import BoxMode
@@ -90,9 +91,10 @@ def test_semantic_mapper_pads_with_ignore_and_refuses_bad_sizes(cfg, records):
             records["semantic"])
 
 
-def test_panoptic_mapper_needs_a_panoptic_record(cfg, records):
-    mapper = m2f_data.MaskFormerPanopticDatasetMapper(cfg, True)
-    with pytest.raises(Exception, match="pan_seg_file_name"):
+@pytest.mark.parametrize("name", ["MaskFormerPanopticDatasetMapper", "COCOPanopticNewBaselineDatasetMapper"])
+def test_panoptic_mappers_need_a_panoptic_record(name, cfg, records):
+    mapper = getattr(m2f_data, name)(cfg, True)
+    with pytest.raises(DataError, match="pan_seg_file_name.*image.png"):
         mapper(records["semantic"])
 
 

@@ -59,8 +59,8 @@ class COCOPanopticNewBaselineDatasetMapper:
             dataset_dict.pop("annotations", None)
             return dataset_dict
         if "pan_seg_file_name" not in dataset_dict:
-            return dataset_dict
-
+            raise DataError(f"{type(self).__name__} needs 'pan_seg_file_name' and 'segments_info' in every training "
+                            f"record; this one has keys {sorted(dataset_dict)}. Use a panoptic dataset.")
         pan_file = dataset_dict.pop("pan_seg_file_name")
         pan_ids = utils.read_panoptic_ids(pan_file)
         if pan_ids.shape != image.shape[:2]:
