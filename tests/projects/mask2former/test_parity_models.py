@@ -1,4 +1,5 @@
-"""Parity with upstream Mask2Former (COCO panoptic R50, COCO instance R50, ADE20K semantic R50): the
+"""Parity with upstream Mask2Former (COCO panoptic R50, COCO instance R50, ADE20K semantic R50, COCO
+panoptic Swin-T): the
 official checkpoint layout loads with every tensor used and none missing, the model has upstream's
 parameter count, and its outputs equal upstream's on the same images (fixtures made by
 ``make_fixtures.py`` in the reference environment; the weights are regenerated here from their seeds).
@@ -18,6 +19,7 @@ import torch
 from seg_research.checkpoint import DetectionCheckpointer
 from seg_research.config import get_cfg
 from seg_research.modeling import build_model
+from seg_research.projects.deeplab import add_deeplab_config
 from seg_research.projects.mask2former import add_maskformer2_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,20 +27,13 @@ _spec = importlib.util.spec_from_file_location("m2f_make_fixtures", os.path.join
 make_fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_fixtures)
 
-#: keys of upstream's dumped MODEL config that ours (without add_deeplab_config) does not have: the
-#: DeepLab head's and ResNet stem / multi-grid keys of add_deeplab_config, which Mask2Former's model does not
-#: read (its configs mark STEM_TYPE and RES5_MULTI_GRID "not used").
-NOT_OURS = {"MODEL.RESNETS.STEM_TYPE", "MODEL.RESNETS.RES5_MULTI_GRID"} | {
-    f"MODEL.SEM_SEG_HEAD.{key}" for key in ("ASPP_CHANNELS", "ASPP_DILATIONS", "ASPP_DROPOUT", "LOSS_TYPE",
-                                            "PROJECT_CHANNELS", "PROJECT_FEATURES", "USE_DEPTHWISE_SEPARABLE_CONV")}
-
-
 def _fixture(name):
     return np.load(os.path.join(HERE, "fixtures", f"parity_{name}.npz"))
 
 
 def _cfg(fixture):
     cfg = get_cfg()
+    add_deeplab_config(cfg)
     add_maskformer2_config(cfg)
     absent = set()
     for key, value in json.loads(str(fixture["config"])).items():
@@ -72,7 +67,7 @@ def _official_pkl(fixture, path):
 def _model_and_outputs(name, tmp_path):
     fixture = _fixture(name)
     cfg, absent = _cfg(fixture)
-    assert absent <= NOT_OURS, sorted(absent - NOT_OURS)
+    assert not absent, sorted(absent)
     model = build_model(cfg).eval()
     model.metadata = type("Metadata", (), {"thing_dataset_id_to_contiguous_id": {
         int(c): int(c) for c in fixture["thing_classes"]}})()
@@ -100,11 +95,11 @@ def _check_sem_seg(fixture, i, out):
     assert agree >= 0.999, agree
 
 
-def _check_panoptic(fixture, i, out):
+def _check_panoptic(fixture, i, out, min_segments):
     ids, segments = out["panoptic_seg"]
     expected_ids = fixture[f"image{i}/panoptic_ids"]
     expected = {int(s): (int(c), bool(t)) for s, c, t in fixture[f"image{i}/panoptic_segments"]}
-    assert len(expected) >= 2  # the sharpened heads give real segments
+    assert len(expected) >= min_segments  # the sharpened heads give real segments
     assert {s["id"]: (s["category_id"], s["isthing"]) for s in segments} == expected
     assert (ids.numpy() == expected_ids).mean() >= 0.995
 
@@ -131,7 +126,7 @@ def test_coco_panoptic_r50(tmp_path):
     for i, out in enumerate(outputs):
         assert sorted(out) == ["instances", "panoptic_seg", "sem_seg"]
         _check_sem_seg(fixture, i, out)
-        _check_panoptic(fixture, i, out)
+        _check_panoptic(fixture, i, out, min_segments=9)
         _check_instances(fixture, i, out)
 
 
@@ -149,3 +144,14 @@ def test_ade20k_semantic_r50(tmp_path):
     for i, out in enumerate(outputs):
         assert sorted(out) == ["sem_seg"]
         _check_sem_seg(fixture, i, out)
+
+
+@pytest.mark.slow
+def test_coco_panoptic_swin_tiny(tmp_path):
+    fixture, outputs = _model_and_outputs("coco_panoptic_SwinT", tmp_path)
+    for i, out in enumerate(outputs):
+        assert sorted(out) == ["instances", "panoptic_seg", "sem_seg"]
+        _check_sem_seg(fixture, i, out)
+        # the random Swin-T's masks cover most of the image each: one query owns it (weak panoptic check)
+        _check_panoptic(fixture, i, out, min_segments=1)
+        _check_instances(fixture, i, out)
