@@ -15,6 +15,8 @@ It writes, under ``fixtures/``:
 - ``swin_parity.npz``: upstream's ``D2SwinTransformer`` (Swin-T) with the weights of
   :func:`generated_swin_tensor` on the image of :func:`swin_image`: its parameter names, shapes and
   outputs; and the parameter counts of Swin-T/S/B/L as built from upstream's configs.
+- ``swin_optimizer.npz``: upstream ``train_net.py``'s ``Trainer.build_optimizer`` on upstream's model of
+  :data:`OPTIMIZER_CONFIG`: the config (dumped) and each parameter's LR and weight decay, by name.
 - ``mappers_parity.npz``: upstream's five dataset mappers on the records of
   :func:`write_mapper_dataset` with the settings of :data:`MAPPER_SETTINGS`, ``np.random`` seeded with
   ``MAPPER_SEED`` before each call (every augmentation draws from it, in the same order as ours):
@@ -36,6 +38,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+#: upstream Mask2Former's git directory (its train_net.py is read from there).
+MASK2FORMER_GIT = "/work/.mirror/facebookresearch+Mask2Former/repo"
 
 # ---------------------------------------------------------------- criterion / matcher / points
 NUM_CLASSES = 4
@@ -171,6 +175,12 @@ def generated_swin_state(keys_shapes: List[Tuple[str, Tuple[int, ...]]]) -> Dict
     """Generated floating-point tensors of a Swin state_dict (``relative_position_index`` buffers,
     computed by the module, are left out)."""
     return {k: generated_swin_tensor(k, tuple(s)) for k, s in keys_shapes if not k.endswith("relative_position_index")}
+
+
+# ---------------------------------------------------------------- optimizer
+#: upstream config whose model's parameter groups are compared (Swin: position biases, LayerNorms,
+#: embeddings and the backbone multiplier all occur).
+OPTIMIZER_CONFIG = "ade20k/semantic-segmentation/swin/maskformer2_swin_tiny_bs16_160k.yaml"
 
 
 # ---------------------------------------------------------------- dataset mappers
@@ -364,6 +374,39 @@ def _upstream_swin() -> Dict[str, np.ndarray]:
     return out
 
 
+def _upstream_optimizer() -> Dict[str, np.ndarray]:
+    import importlib.util
+    import subprocess
+
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+    from detectron2.projects.deeplab import add_deeplab_config
+    from mask2former import add_maskformer2_config
+
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    cfg = get_cfg()
+    add_deeplab_config(cfg)
+    add_maskformer2_config(cfg)
+    cfg.merge_from_file(os.path.join(venv, "mask2former-configs", OPTIMIZER_CONFIG))
+    cfg.MODEL.DEVICE = "cpu"
+    model = build_model(cfg)
+    # Upstream's train_net.py is not part of its package: load it from the mirrored repository.
+    source = subprocess.run(["git", "--git-dir", MASK2FORMER_GIT, "show", "HEAD:train_net.py"], check=True,
+                            capture_output=True, text=True).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "upstream_train_net.py")
+        with open(path, "w") as f:
+            f.write(source)
+        spec = importlib.util.spec_from_file_location("upstream_train_net", path)
+        train_net = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(train_net)
+    optimizer = train_net.Trainer.build_optimizer(cfg, model)
+    names = {p: n for n, p in model.named_parameters()}
+    groups = [[names[p], g["lr"], g["weight_decay"]] for g in optimizer.param_groups for p in g["params"]]
+    return {"config": np.array(cfg.dump()), "groups": np.array(json.dumps(groups)),
+            "optimizer": np.array(type(optimizer).__mro__[1].__name__)}
+
+
 def _upstream_mappers(root: str) -> Dict[str, np.ndarray]:
     import random
 
@@ -409,6 +452,7 @@ def main() -> None:
     np.savez_compressed(os.path.join(FIXTURES, "swin_parity.npz"), **_upstream_swin())
     with tempfile.TemporaryDirectory() as root:
         np.savez_compressed(os.path.join(FIXTURES, "mappers_parity.npz"), **_upstream_mappers(root))
+    np.savez_compressed(os.path.join(FIXTURES, "swin_optimizer.npz"), **_upstream_optimizer())
     print("wrote", FIXTURES)
 
 

@@ -1,16 +1,23 @@
 """Mask2Former's optimizer (upstream train_net's build_optimizer) and DeepLab's poly LR schedule
 (seg_research.projects.deeplab), against hand-computed values."""
+import json
 import math
+import os
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import seg_research.projects.mask2former.modeling.backbone  # noqa: F401 (registers D2SwinTransformer)
 from seg_research.config import get_cfg
+from seg_research.modeling import build_model
 from seg_research.projects.deeplab import WarmupPolyLR, add_deeplab_config, build_lr_scheduler
 from seg_research.projects.mask2former import add_maskformer2_config
 from seg_research.projects.mask2former.solver import build_optimizer
 from seg_research.solver import LRMultiplier
+
+from .make_train_fixtures import FIXTURES
 
 
 class _Backbone(nn.Module):
@@ -144,3 +151,20 @@ def test_poly_without_deeplab_keys_says_what_to_call():
     cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupPolyLR"
     with pytest.raises(KeyError, match="add_deeplab_config"):
         build_lr_scheduler(cfg, _optimizer())
+
+
+def test_parameter_groups_of_a_swin_model_equal_upstreams(tmp_path):
+    # Upstream train_net's build_optimizer on upstream's Swin-T ADE20K model (fixture:
+    # make_train_fixtures.py), against ours on our model of the same config: LR and decay per name.
+    upstream = np.load(os.path.join(FIXTURES, "swin_optimizer.npz"))
+    config = tmp_path / "config.yaml"
+    config.write_text(str(upstream["config"]))
+    cfg = get_cfg()
+    add_deeplab_config(cfg)
+    add_maskformer2_config(cfg)
+    cfg.merge_from_file(str(config))
+    model = build_model(cfg)
+    optimizer = build_optimizer(cfg, model)
+    assert isinstance(optimizer, getattr(torch.optim, str(upstream["optimizer"])))
+    expected = {name: (lr, decay) for name, lr, decay in json.loads(str(upstream["groups"]))}
+    assert _settings(optimizer, model) == expected
