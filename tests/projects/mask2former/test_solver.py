@@ -1,5 +1,6 @@
 """Mask2Former's optimizer (upstream train_net's build_optimizer) and DeepLab's poly LR schedule
-(seg_research.projects.deeplab), against hand-computed values."""
+(seg_research.projects.deeplab), against hand-computed values and upstream's parameter groups
+(fixture: make_train_fixtures.py)."""
 import json
 import math
 import os
