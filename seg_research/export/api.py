@@ -7,6 +7,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import CfgNode
@@ -61,6 +62,11 @@ def export_onnx(model: nn.Module, image: torch.Tensor, path: str, opset: int = O
     ONNX shapes, and torchvision's ``nms`` / ``roi_align`` become ``NonMaxSuppression`` /
     ``RoiAlign``). Input ``image``: float32 (C, H, W), H and W dynamic; outputs named as listed
     (see :func:`export_torchscript`)."""
+    # torch.export's shape solver fails ("Cannot create Dim with inconsistent min=0, max=-256") when the
+    # sample needs padding; the recorded padding serves every size, so the sample is given padded already.
+    divisor = int(model.padding_constraints.get("size_divisibility", 0))
+    if divisor > 1:
+        image = F.pad(image, (0, (-image.shape[2]) % divisor, 0, (-image.shape[1]) % divisor))
     adapter = _adapter(model, image)
     dims = {1: torch.export.Dim("height", min=MIN_SIDE, max=MAX_SIDE),
             2: torch.export.Dim("width", min=MIN_SIDE, max=MAX_SIDE)}
