@@ -46,5 +46,7 @@ setup(
         "cityscapesscripts>=2.2",  # the Cityscapes label table (trainIds, colors)
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"], "lint": ["ruff>=0.17"],
-                    "sam": ["segment-anything>=1.0"]},
+                    "sam": ["segment-anything>=1.0"],
+                    # seg_research.export and tools/deploy: torch.onnx's exporter (onnx, onnxscript) and the runtime
+                    "export": ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]},
 )
