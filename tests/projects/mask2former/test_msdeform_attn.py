@@ -133,3 +133,16 @@ def test_layer_with_reference_points_and_padding_mask():
     sampled = _naive(value.view(n, s, 2, 4), SHAPES, loc, weights)
     expected = sampled @ layer.output_proj.weight.T + layer.output_proj.bias
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+def test_gradients_of_each_input_alone_equal_those_of_all():
+    """The backward computes only what is asked for; each gradient equals the one computed with all three."""
+    value, loc, attn = _inputs(4, n=1, lq=3)
+    go = torch.randn(1, 3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    inputs = [value.requires_grad_(), loc.requires_grad_(), attn.requires_grad_()]
+    ms_deform_attn(inputs[0], SHAPES, inputs[1], inputs[2]).backward(go)
+    full = [t.grad.clone() for t in inputs]
+    for i in range(3):
+        alone = [t.detach().clone().requires_grad_(j == i) for j, t in enumerate(inputs)]
+        ms_deform_attn(alone[0], SHAPES, alone[1], alone[2]).backward(go)
+        torch.testing.assert_close(alone[i].grad, full[i], rtol=0, atol=1e-12)
