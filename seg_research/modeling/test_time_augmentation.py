@@ -203,6 +203,10 @@ class SemanticSegmentorWithTTA(nn.Module):
     (argmax gives the labels, as with the plain model's logits).
     """
 
+    #: The model's ``sem_seg`` are logits, turned into probabilities before averaging; a model whose
+    #: outputs are already scores (Mask2Former's) averages them as they are.
+    softmax_outputs: bool = True
+
     def __init__(self, cfg: CfgNode, model: nn.Module, tta_mapper: Optional[Callable] = None,
                  batch_size: int = 3) -> None:
         """
@@ -227,7 +231,8 @@ class SemanticSegmentorWithTTA(nn.Module):
         for start in range(0, len(copies), self.batch_size):
             outputs = self.model(copies[start:start + self.batch_size])
             for output, tfm in zip(outputs, tfms[start:start + self.batch_size], strict=True):
-                probs = output["sem_seg"].softmax(dim=0)  # (C, height, width): outputs are at the original size
+                # (C, height, width): outputs are at the original size
+                probs = output["sem_seg"].softmax(dim=0) if self.softmax_outputs else output["sem_seg"]
                 probs = probs.flip(dims=[2]) if _is_flipped(tfm) else probs
                 total = probs if total is None else total + probs
         return {"sem_seg": total / len(copies)}

@@ -18,7 +18,8 @@ from .data.dataset_mappers import (
     MaskFormerSemanticDatasetMapper,
 )
 from .maskformer_model import MaskFormer
+from .test_time_augmentation import SemanticSegmentorWithTTA
 
 __all__ = ["add_maskformer2_config", "data", "modeling", "MaskFormer", "COCOInstanceNewBaselineDatasetMapper",
            "COCOPanopticNewBaselineDatasetMapper", "MaskFormerInstanceDatasetMapper", "MaskFormerPanopticDatasetMapper",
-           "MaskFormerSemanticDatasetMapper"]
+           "MaskFormerSemanticDatasetMapper", "SemanticSegmentorWithTTA"]

@@ -277,3 +277,26 @@ def test_upstream_import_paths():
     from seg_research.projects.mask2former.modeling.pixel_decoder.ops.modules import MSDeformAttn
 
     assert callable(ms_deform_attn_core_pytorch) and MSDeformAttn(32, 3, 4, 4).n_points == 4
+
+
+def test_semantic_tta_averages_the_scores_as_they_are():
+    from seg_research.data import transforms as T
+    from seg_research.modeling import build_tta_model
+    from seg_research.projects.mask2former import SemanticSegmentorWithTTA
+
+    model = _tiny_model().eval()
+    image = torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8)
+    flipped = image.flip(dims=[2])
+
+    def two_copies(inputs):  # the original and its mirror image
+        return [{"image": image, "height": 40, "width": 56, "transforms": T.TransformList([])},
+                {"image": flipped, "height": 40, "width": 56,
+                 "transforms": T.TransformList([T.HFlipTransform(56)])}]
+
+    tta = SemanticSegmentorWithTTA(tiny_cfg(), model, tta_mapper=two_copies)
+    with torch.no_grad():
+        out = tta([{"image": image, "height": 40, "width": 56}])[0]["sem_seg"]
+        plain = model([{"image": image}])[0]["sem_seg"]
+        mirrored = model([{"image": flipped}])[0]["sem_seg"].flip(dims=[2])
+    torch.testing.assert_close(out, (plain + mirrored) / 2)  # no softmax: MaskFormer's scores are averaged
+    assert isinstance(build_tta_model(tiny_cfg(), model), SemanticSegmentorWithTTA)
