@@ -25,6 +25,7 @@ from .coco_eval import bench_coco_eval
 from .inputs import Sample, ours_input, samples_from_loader, synthetic_image_size, synthetic_samples, torchvision_input
 from .pq_eval import bench_pq
 from .records import Timer, base_record, metrics_agreement
+from .runtimes import bench_runtimes
 from .torchvision_twin import load_torchvision_weights, torchvision_maskrcnn_from_cfg
 
 
@@ -174,6 +175,8 @@ def bench_inference(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
         samples = [{"image": next(loader)[0]["image"]} for _ in range(total)]
     else:
         samples = synthetic_samples(total, size, 0, 1, 1, len(cfg.MODEL.PIXEL_MEAN), args.seed)
+    if getattr(args, "runtime", ["torch"]) != ["torch"]:
+        return bench_runtimes(args, cfg, timer, samples)
     models = _build_models(args, cfg, size, train=False)
     device = torch.device(cfg.MODEL.DEVICE)
     precisions = list(args.precision)

@@ -51,6 +51,11 @@ from the same weights: ``fp32``, or the forward pass under ``torch.autocast`` to
 settings (``benchmarks.torchvision_twin.torchvision_maskrcnn_from_cfg``) and started from the same weights, on the
 same inputs, alternating the two implementations step by step in this process.
 
+``--runtime torch torchscript onnxruntime`` (inference) times the model and its exported files
+(``seg_research.export``: TorchScript by tracing, ONNX on onnxruntime with ``--threads`` threads) on the
+same images, alternating them image by image, post-processing included; one record per runtime
+(``runtime``, ``ratio_to_torch``, ``export_s``; see ``benchmarks/runtimes.py``).
+
 ``--compare compiled`` (train, inference) also times a copy of the model with the parts of
 ``MODEL.COMPILE.PARTS`` compiled (``MODEL.COMPILE.MODE``; ``impl`` ``seg_research+compile``) beside the
 eager one, from the same weights, alternating step by step; compilation happens in the ``--warmup``
@@ -70,6 +75,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import seg_research.data.datasets.builtin  # noqa: F401, E402  (registers builtin datasets)
 from benchmarks.records import Timer, emit  # noqa: E402
+from benchmarks.runtimes import RUNTIMES  # noqa: E402
 from benchmarks.tasks import BENCHMARKS, GENERATED_TASKS  # noqa: E402
 from seg_research.config import CfgNode, ConfigError, get_cfg  # noqa: E402
 from seg_research.engine.amp import PRECISIONS  # noqa: E402
@@ -99,6 +105,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--precision", nargs="+", choices=list(PRECISIONS), default=["fp32"],
                         help="train/inference under torch.autocast to each of these, alternating in one run "
                              "(fp16 trains with a GradScaler); measured as asked, also where bf16 is emulated")
+    parser.add_argument("--runtime", nargs="+", choices=RUNTIMES, default=["torch"],
+                        help="inference: time the model (torch) and/or its exported files (torchscript, onnxruntime) "
+                             "on the same images, alternating, in one run")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args(argv)
     generated = args.task in GENERATED_TASKS
@@ -118,6 +127,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--compare {args.compare} times train and inference only, not '{args.task}'.")
     if args.precision != ["fp32"] and args.task not in ("train", "inference"):
         parser.error(f"--precision applies to train and inference, not '{args.task}'.")
+    if args.runtime != ["torch"] and (args.task != "inference" or args.compare or args.precision != ["fp32"]):
+        parser.error("--runtime times inference in fp32, without --compare: use --task inference alone with it.")
+    if len(set(args.runtime)) != len(args.runtime):
+        parser.error(f"--runtime lists a runtime twice: {args.runtime}.")
     if len(set(args.precision)) != len(args.precision):
         parser.error(f"--precision lists a precision twice: {args.precision}.")
     return args
