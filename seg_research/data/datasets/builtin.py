@@ -25,6 +25,10 @@ PASCAL VOC 2012 segmentation (:mod:`.voc2012_sem_seg`, under ``VOCdevkit/VOC2012
 :mod:`.cityscapes_panoptic`, under ``cityscapes``): ``cityscapes_fine_{sem_seg,instance_seg}_{train,val,test}``
 and ``cityscapes_fine_panoptic_{train,val}``. All in the datasets' released layouts.
 
+Mask2Former's (files in the downloads' layouts, see datasets/README.md): ADE20K panoptic and instance
+(:mod:`.ade20k_panoptic`, under ``ADEChallengeData2016``): ``ade20k_panoptic_{train,val}`` and
+``ade20k_instance_{train,val}``.
+
 PASCAL VOC detection (:mod:`.pascal_voc`, under ``VOC2007``/``VOC2012`` or ``VOCdevkit/VOC20xx``):
 detectron2's ``voc_2007_{trainval,train,val,test}`` and ``voc_2012_{trainval,train,val}``.
 
@@ -51,6 +55,7 @@ from seg_research.data.errors import DataError
 
 from ...utils.absent import LVIS, absent_names
 from .ade20k import register_all_ade20k
+from .ade20k_panoptic import register_all_ade20k_panoptic
 from .cityscapes import register_all_cityscapes
 from .cityscapes_panoptic import register_all_cityscapes_panoptic
 from .coco import load_sem_seg, read_json, register_coco_instances
@@ -208,6 +213,7 @@ register_all_ph2(get_datasets_root())
 register_all_mads(get_datasets_root())
 register_all_voc2012_sem_seg(get_datasets_root())
 register_all_ade20k(get_datasets_root())
+register_all_ade20k_panoptic(get_datasets_root())
 register_all_cityscapes(get_datasets_root())
 register_all_cityscapes_panoptic(get_datasets_root())
 register_all_pascal_voc(get_datasets_root())
