@@ -27,7 +27,8 @@ and ``cityscapes_fine_panoptic_{train,val}``. All in the datasets' released layo
 
 Mask2Former's (files in the downloads' layouts, see datasets/README.md): ADE20K panoptic and instance
 (:mod:`.ade20k_panoptic`, under ``ADEChallengeData2016``): ``ade20k_panoptic_{train,val}`` and
-``ade20k_instance_{train,val}``.
+``ade20k_instance_{train,val}``. Mapillary Vistas v1.2 (:mod:`.mapillary_vistas`, under ``mapillary_vistas``):
+``mapillary_vistas_sem_seg_{train,val}`` and ``mapillary_vistas_panoptic_{train,val}``.
 
 PASCAL VOC detection (:mod:`.pascal_voc`, under ``VOC2007``/``VOC2012`` or ``VOCdevkit/VOC20xx``):
 detectron2's ``voc_2007_{trainval,train,val,test}`` and ``voc_2012_{trainval,train,val}``.
@@ -67,6 +68,7 @@ from .coco_panoptic import (
     register_coco_panoptic_separated,
 )
 from .mads import register_all_mads
+from .mapillary_vistas import register_all_mapillary_vistas
 from .pascal_voc import register_all_pascal_voc
 from .ph2 import register_all_ph2
 from .shapes import CATEGORIES, generate_shapes
@@ -214,6 +216,7 @@ register_all_mads(get_datasets_root())
 register_all_voc2012_sem_seg(get_datasets_root())
 register_all_ade20k(get_datasets_root())
 register_all_ade20k_panoptic(get_datasets_root())
+register_all_mapillary_vistas(get_datasets_root())
 register_all_cityscapes(get_datasets_root())
 register_all_cityscapes_panoptic(get_datasets_root())
 register_all_pascal_voc(get_datasets_root())
