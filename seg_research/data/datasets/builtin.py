@@ -43,7 +43,9 @@ convention) and ``coco_2017_{train,val}_panoptic_separated`` (separated, for Pan
 instances json above and, for ``_separated``, the stuff PNGs in ``panoptic_stuff_{train,val}2017/``
 (made by ``datasets/prepare_panoptic_fpn.py``). The 133 categories (names, ids, isthing) are
 read from the panoptic json when the dataset is first loaded; until then the metadata has the
-paths, ``evaluator_type`` and labels but no class keys.
+paths, ``evaluator_type`` and labels but no class keys. Mask2Former's
+``coco_2017_{train,val}_panoptic_with_sem_seg`` add ``sem_seg_file_name`` from
+``panoptic_semseg_{train,val}2017/`` (:func:`register_all_coco_panoptic_with_sem_seg`).
 """
 from __future__ import annotations
 
@@ -69,13 +71,15 @@ from .coco_panoptic import (
 )
 from .mads import register_all_mads
 from .mapillary_vistas import register_all_mapillary_vistas
+from .panoptic_sem_seg import load_panoptic_with_sem_seg
 from .pascal_voc import register_all_pascal_voc
+from .paths import check_dirs_exist, check_files_exist
 from .ph2 import register_all_ph2
 from .shapes import CATEGORIES, generate_shapes
 from .voc2012_sem_seg import register_all_voc2012_sem_seg
 
 __all__ = ["get_datasets_root", "shapes_split_params", "register_all_shapes", "register_all_coco",
-           "register_all_coco_panoptic"]
+           "register_all_coco_panoptic", "register_all_coco_panoptic_with_sem_seg"]
 
 #: split -> (env var with its number of images, default number of images, seed)
 _SHAPES_SPLITS = {"train": ("SEG_SHAPES_TRAIN", 400, 0), "val": ("SEG_SHAPES_VAL", 100, 1)}
@@ -208,9 +212,47 @@ def register_all_coco_panoptic(root: str) -> None:
         MetadataCatalog.get(separated).set(sem_seg_root=sem_seg_root, **common)
 
 
+_COCO_SEMSEG_HINT = ("Unpack COCO 2017's images ({train,val}2017.zip) and panoptic annotations "
+                     "(panoptic_annotations_trainval2017.zip, with the PNG zips inside it) into $SEG_DATASETS/coco, and "
+                     "make the semantic label PNGs panoptic_semseg_{train,val}2017/ from the panoptic annotations with "
+                     "Mask2Former's datasets/prepare_coco_semantic_annos_from_panoptic_annos.py (pip install "
+                     "git+https://github.com/cocodataset/panopticapi.git; DETECTRON2_DATASETS=$SEG_DATASETS); "
+                     "see datasets/README.md.")
+
+
+def _load_coco_panoptic_with_sem_seg(name: str, image_root: str, panoptic_root: str, panoptic_json: str,
+                                     sem_seg_root: str) -> List[Dict[str, Any]]:
+    check_dirs_exist([image_root, panoptic_root, sem_seg_root], "COCO panoptic with semantic labels", _COCO_SEMSEG_HINT)
+    check_files_exist([panoptic_json], "panoptic json", _COCO_SEMSEG_HINT)
+    metadata = _json_class_metadata(name, panoptic_json, separated=False)
+    return load_panoptic_with_sem_seg(panoptic_json, image_root, panoptic_root, sem_seg_root, metadata,
+                                      "COCO panoptic with semantic labels", _COCO_SEMSEG_HINT)
+
+
+def register_all_coco_panoptic_with_sem_seg(root: str) -> None:
+    """Register Mask2Former's ``coco_2017_{train,val}_panoptic_with_sem_seg`` with files under ``root/coco``:
+    the ``coco_2017_*_panoptic`` records plus ``sem_seg_file_name`` = ``panoptic_semseg_{split}2017/<PNG name>``
+    (uint8 labels in the standard convention's ids, the 133 classes things first, 255 void). The class
+    metadata comes from the panoptic json at first load, as for ``coco_2017_*_panoptic``."""
+    coco = os.path.join(root, "coco")
+    for split in ("train", "val"):
+        name = f"coco_2017_{split}_panoptic_with_sem_seg"
+        image_root = os.path.join(coco, f"{split}2017")
+        panoptic_root = os.path.join(coco, f"panoptic_{split}2017")
+        panoptic_json = os.path.join(coco, "annotations", f"panoptic_{split}2017.json")
+        sem_seg_root = os.path.join(coco, f"panoptic_semseg_{split}2017")
+        DatasetCatalog.register(name, functools.partial(_load_coco_panoptic_with_sem_seg, name, image_root,
+                                                        panoptic_root, panoptic_json, sem_seg_root))
+        MetadataCatalog.get(name).set(
+            image_root=image_root, panoptic_root=panoptic_root, panoptic_json=panoptic_json, sem_seg_root=sem_seg_root,
+            json_file=os.path.join(coco, "annotations", f"instances_{split}2017.json"),
+            evaluator_type="coco_panoptic_seg", ignore_label=255, label_divisor=1000)
+
+
 register_all_shapes(get_datasets_root())
 register_all_coco(get_datasets_root())
 register_all_coco_panoptic(get_datasets_root())
+register_all_coco_panoptic_with_sem_seg(get_datasets_root())
 register_all_ph2(get_datasets_root())
 register_all_mads(get_datasets_root())
 register_all_voc2012_sem_seg(get_datasets_root())
