@@ -8,9 +8,10 @@
 Writes ``<output>/model.onnx`` (or ``model.ts``) and ``<output>/runtime.json`` (input channel
 order, test-time resize, class names, thresholds: what a runtime needs). One exported file serves
 any image size and any number of detections. ``--export-method`` is detectron2's: ``tracing``
-(TorchScript by ``torch.jit.trace``) or ``onnx`` (the same as ``--format onnx``); ``scripting`` is
-not available (see ``seg_research.export``). The sample image (default: the first image of
-``DATASETS.TEST[0]``) only drives the trace: any other size runs the same.
+(TorchScript by ``torch.jit.trace``), ``scripting`` (TorchScript: the data-dependent steps compiled by
+``torch.jit.script``, the dense networks traced) or ``onnx`` (the same as ``--format onnx``). The
+sample image (default: the first image of ``DATASETS.TEST[0]``) only drives the trace: any other
+size runs the same.
 
 ``--run-eval`` then evaluates the exported file (onnxruntime, or the loaded TorchScript module)
 on ``DATASETS.TEST[0]`` with the dataset's evaluator, writing ``<output>/inference/<dataset>/``.
@@ -20,7 +21,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -51,7 +52,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--format", choices=sorted(EXPORT_FORMATS), default=None,
                         help="onnx (default with --export-method onnx) or torchscript (default with tracing)")
     parser.add_argument("--export-method", choices=EXPORT_METHODS, default=None,
-                        help="tracing (TorchScript) or onnx; default: what --format implies, else onnx")
+                        help="tracing or scripting (TorchScript), or onnx; default: what --format implies, else onnx")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the model and runtime.json")
     parser.add_argument("--sample-image", default=None, metavar="FILE",
                         help="image to trace with (default: the first image of DATASETS.TEST[0])")
@@ -60,17 +61,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_format(fmt: Optional[str], method: Optional[str]) -> str:
-    """The export format from ``--format`` and ``--export-method``; a SystemExit naming the
-    conflict (tracing to ONNX, onnx to TorchScript) or scripting."""
-    if method == "scripting":
-        raise SystemExit("--export-method scripting is not available: the models are not TorchScript-scriptable. "
-                         "Use --export-method tracing (TorchScript; one file serves any image size) or --format onnx.")
-    implied = {"tracing": "torchscript", "onnx": "onnx", None: None}[method]
+def resolve_format(fmt: Optional[str], method: Optional[str]) -> Tuple[str, str]:
+    """(format, method) from ``--format`` and ``--export-method``; a SystemExit naming a conflict
+    (tracing or scripting to ONNX, onnx to TorchScript)."""
+    implied = {"tracing": "torchscript", "scripting": "torchscript", "onnx": "onnx", None: None}[method]
     if fmt is not None and implied is not None and fmt != implied:
         raise SystemExit(f"--format {fmt} conflicts with --export-method {method} (which exports {implied}); "
                          f"drop one of them.")
-    return fmt or implied or "onnx"
+    fmt = fmt or implied or "onnx"
+    return fmt, method or ("onnx" if fmt == "onnx" else "tracing")
 
 
 def sample_input(cfg: CfgNode, path: Optional[str]) -> torch.Tensor:
@@ -99,7 +98,7 @@ def evaluate_exported(cfg: CfgNode, output_dir: str, fmt: str) -> Dict[str, Dict
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    fmt = resolve_format(args.format, args.export_method)
+    fmt, method = resolve_format(args.format, args.export_method)
     cfg = get_cfg()
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts or [])
@@ -107,7 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg.freeze()
     model = DefaultPredictor(cfg).model
     runtime_metadata(cfg, model, [], EXPORT_FORMATS[fmt])  # refuses unsupported inputs before exporting
-    path = export_model(cfg, model, sample_input(cfg, args.sample_image), args.output, fmt)
+    path = export_model(cfg, model, sample_input(cfg, args.sample_image), args.output, fmt, method)
     logger.info(f"Wrote {path} and {os.path.join(args.output, 'runtime.json')}")
     if args.run_eval:
         evaluate_exported(cfg, args.output, fmt)

@@ -17,12 +17,15 @@ from ..utils.file_io import PathManager
 from .flatten import TracingAdapter
 from .graphs import export_inference
 from .runtime import MASK_THRESHOLD, ONNX_FILE, RUNTIME_FILE
+from .scripting import script_model
 
-__all__ = ["EXPORT_FORMATS", "TORCHSCRIPT_FILE", "ONNX_OPSET", "export_torchscript", "export_onnx", "dump_torchscript_IR",
+__all__ = ["EXPORT_FORMATS", "TORCHSCRIPT_FILE", "TORCHSCRIPT_METHODS", "ONNX_OPSET", "export_torchscript", "export_onnx", "dump_torchscript_IR",
            "runtime_metadata", "write_runtime_metadata", "export_model"]
 
 logger = logging.getLogger(__name__)
 
+#: how a TorchScript file is made (``--export-method``)
+TORCHSCRIPT_METHODS = ("tracing", "scripting")
 #: ``--format`` -> the model's file name in the export directory.
 TORCHSCRIPT_FILE = "model.ts"
 EXPORT_FORMATS = {"torchscript": TORCHSCRIPT_FILE, "onnx": ONNX_FILE}
@@ -40,19 +43,26 @@ def _adapter(model: nn.Module, image: torch.Tensor) -> TracingAdapter:
     return adapter
 
 
-def export_torchscript(model: nn.Module, image: torch.Tensor, path: str) -> List[str]:
-    """Trace ``model``'s exportable inference on the (C, H, W) sample ``image`` (the resized
-    input, 0-255, the model's channel order) and save it to ``path``.
+def export_torchscript(model: nn.Module, image: torch.Tensor, path: str, method: str = "tracing") -> List[str]:
+    """Save ``model``'s exportable inference as TorchScript at ``path``: ``method`` "tracing"
+    (``torch.jit.trace`` of :func:`export_inference` on the (C, H, W) sample ``image``, the
+    resized input, 0-255, the model's channel order) or "scripting" (:func:`.scripting.script_model`:
+    the data-dependent steps compiled, the dense networks traced).
 
-    The traced module takes one float32 (C, H, W) image of any size and returns the tuple of
-    tensors named by the returned list (``instances.pred_boxes``, ..., ``sem_seg``; see
-    :func:`export_inference`).
+    The module takes one float32 (C, H, W) image of any size and returns the tensors named by the
+    returned list (``instances.pred_boxes``, ..., ``sem_seg``; see :func:`export_inference`): a
+    tuple in that order (tracing) or a dict by name (scripting).
     """
+    if method not in TORCHSCRIPT_METHODS:
+        raise ValueError(f"Unknown TorchScript export method {method!r}; use one of {TORCHSCRIPT_METHODS}.")
     adapter = _adapter(model, image)
     with torch.no_grad():
-        traced = torch.jit.trace(adapter, adapter.flattened_inputs, check_trace=False)
+        if method == "tracing":
+            module = torch.jit.trace(adapter, adapter.flattened_inputs, check_trace=False)
+        else:
+            module = script_model(model, image.to(torch.float32))
     with PathManager.open(path, "wb") as f:
-        torch.jit.save(traced, f)
+        torch.jit.save(module, f)
     return adapter.outputs_schema.names()
 
 
@@ -142,9 +152,11 @@ def write_runtime_metadata(output_dir: str, metadata: Dict[str, Any]) -> str:
     return path
 
 
-def export_model(cfg: CfgNode, model: nn.Module, image: torch.Tensor, output_dir: str, fmt: str = "onnx") -> str:
+def export_model(cfg: CfgNode, model: nn.Module, image: torch.Tensor, output_dir: str, fmt: str = "onnx",
+                 method: str = "tracing") -> str:
     """Export ``model`` (built from ``cfg``, weights loaded) in format ``fmt`` ("onnx" or
-    "torchscript") into ``output_dir`` with its :data:`RUNTIME_FILE`; returns the model file's path.
+    "torchscript", the latter by ``method`` "tracing" or "scripting") into ``output_dir`` with its
+    :data:`RUNTIME_FILE`; returns the model file's path.
 
     Args:
         image: a sample (C, H, W) network input (resized, the model's channel order, 0-255).
@@ -153,7 +165,9 @@ def export_model(cfg: CfgNode, model: nn.Module, image: torch.Tensor, output_dir
         raise ValueError(f"Unknown export format {fmt!r}; use one of {sorted(EXPORT_FORMATS)}.")
     PathManager.mkdirs(output_dir)
     path = os.path.join(output_dir, EXPORT_FORMATS[fmt])
-    names = export_onnx(model, image, path) if fmt == "onnx" else export_torchscript(model, image, path)
-    write_runtime_metadata(output_dir, runtime_metadata(cfg, model, names, EXPORT_FORMATS[fmt]))
+    names = export_onnx(model, image, path) if fmt == "onnx" else export_torchscript(model, image, path, method)
+    metadata = runtime_metadata(cfg, model, names, EXPORT_FORMATS[fmt])
+    metadata["export_method"] = "onnx" if fmt == "onnx" else method
+    write_runtime_metadata(output_dir, metadata)
     logger.info("Exported %s to %s (outputs %s)", type(model).__name__, path, names)
     return path

@@ -16,7 +16,7 @@ runtime's part (:mod:`seg_research.export.runtime`), as it needs the original si
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -63,13 +63,18 @@ def preprocess(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _clip(boxes: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+# The functions below take tensors and plain values only, so that ``torch.jit.script`` compiles them
+# for the scripted export (:mod:`.scripting`) as they are; the glue that calls the model's modules
+# (``_proposals``, ``_roi_heads``, ``export_inference``) is the traced and ONNX path's.
+
+
+def clip_boxes(boxes: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
     """XYXY boxes (..., 4) clamped to [0, width] x [0, height] of ``size`` (int64 (2,) (h, w))."""
     limits = size.flip(0).repeat(2).to(boxes.dtype)
     return torch.minimum(boxes.clamp(min=0), limits)
 
 
-def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float) -> torch.Tensor:
+def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float) -> torch.Tensor:
     """NMS within each group (torchvision's coordinate trick: each group is shifted past the
     others, so one NMS never compares boxes of two groups); indices by decreasing score. No
     branch on the box count: the zero appended to the coordinates makes ``max`` defined for 0
@@ -79,87 +84,119 @@ def _batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor
     return nms(boxes + offsets[:, None], scores, threshold)
 
 
-def _pool(pooler: ROIPooler, features: Sequence[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
-    """:class:`ROIPooler` of one image's (R, 4) boxes with torchvision's ``roi_align`` per level;
-    (R, C, Ph, Pw) in the order of ``boxes``."""
+def pool_levels(features: List[torch.Tensor], boxes: torch.Tensor, levels: torch.Tensor, output_size: List[int],
+                scales: List[float], sampling_ratio: int, aligned: bool) -> torch.Tensor:
+    """``ROIPooler`` of one image's (R, 4) boxes, box ``r`` from level ``levels[r]`` (int64 (R,),
+    index into ``features``), with torchvision's ``roi_align``; (R, C, Ph, Pw) in box order."""
     rois = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes], dim=1).to(torch.float32)
-    if len(pooler.scales) == 1:
-        return roi_align(features[0], rois, pooler.output_size, pooler.scales[0], pooler.sampling_ratio,
-                         pooler.aligned)
-    levels = pooler.level_mapper([boxes])
+    if len(features) == 1:
+        return roi_align(features[0], rois, output_size, scales[0], sampling_ratio, aligned)
     pooled, order = [], []
-    for level, (feature, scale) in enumerate(zip(features, pooler.scales, strict=True)):
+    for level, feature in enumerate(features):
         index = torch.nonzero(levels == level).flatten()
-        pooled.append(roi_align(feature, rois[index], pooler.output_size, scale, pooler.sampling_ratio,
-                                pooler.aligned))
+        pooled.append(roi_align(feature, rois[index], output_size, scales[level], sampling_ratio, aligned))
         order.append(index)
     return torch.cat(pooled)[torch.argsort(torch.cat(order))]
 
 
-def _proposals(rpn: nn.Module, features: Dict[str, torch.Tensor], size: torch.Tensor) -> torch.Tensor:
-    """The RPN's inference (``RPN.forward`` + ``find_top_rpn_proposals``) for one image: float
-    (R, 4) proposals by decreasing objectness.
+def rpn_level_outputs(logits: torch.Tensor, deltas: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One level's RPN head outputs of one image, (1, A, H, W) logits and (1, A * 4, H, W) deltas,
+    as (H * W * A,) logits and (H * W * A, 4) deltas in the anchors' (row, column, cell) order."""
+    height, width = deltas.shape[-2:]
+    return (logits[0].permute(1, 2, 0).reshape(-1),
+            deltas[0].view(-1, 4, height, width).permute(2, 3, 0, 1).reshape(-1, 4))
+
+
+def top_proposals(boxes: List[torch.Tensor], logits: List[torch.Tensor], size: torch.Tensor, pre_nms_topk: int,
+                  post_nms_topk: int, nms_thresh: float, min_box_size: float) -> torch.Tensor:
+    """``find_top_rpn_proposals`` for one image: per level, the decoded (N_l, 4) boxes and (N_l,)
+    logits; returns float (R, 4) proposals by decreasing objectness.
 
     Each level's logits get ``pre_nms_topk`` entries of -inf appended, so ``topk(pre_nms_topk)``
     is valid on a level of any size and, where the level has fewer anchors, the filler is dropped
     by the finiteness test as the model drops non-finite boxes."""
-    feature_list = [features[f] for f in rpn.in_features]
-    anchors = rpn.anchor_generator.grid_anchors(feature_list)
-    logits, deltas = rpn.rpn_head(feature_list)
-    topk = rpn.pre_nms_topk[False]
-    boxes, scores, levels = [], [], []
-    for level, (anchors_l, logits_l, deltas_l) in enumerate(zip(anchors, logits, deltas, strict=True)):
-        logits_l = logits_l[0].permute(1, 2, 0).reshape(-1)
-        height, width = deltas_l.shape[-2:]
-        deltas_l = deltas_l[0].view(-1, 4, height, width).permute(2, 3, 0, 1).reshape(-1, 4)
-        decoded = rpn.box2box_transform.apply_deltas(deltas_l, anchors_l)
-        logits_l = torch.cat([logits_l, logits_l.new_full((topk,), float("-inf"))])
-        decoded = torch.cat([decoded, decoded.new_zeros(topk, 4)])
-        top_scores, top_index = logits_l.topk(topk)
-        boxes.append(decoded[top_index])
-        scores.append(top_scores)
-        levels.append(torch.full((topk,), level, dtype=torch.int64, device=top_scores.device))
-    boxes, scores, levels = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
-    keep = torch.nonzero(torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores)).flatten()
-    boxes, scores, levels = _clip(boxes[keep], size), scores[keep], levels[keep]
-    sides = boxes[:, 2:] - boxes[:, :2]
-    keep = torch.nonzero((sides > rpn.min_box_size).all(dim=1)).flatten()
-    boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
-    keep = _batched_nms(boxes, scores, levels, rpn.nms_thresh)[: rpn.post_nms_topk[False]]
-    return boxes[keep]
+    top_boxes, scores, levels = [], [], []
+    for level in range(len(boxes)):
+        level_logits = torch.cat([logits[level], logits[level].new_full((pre_nms_topk,), float("-inf"))])
+        level_boxes = torch.cat([boxes[level], boxes[level].new_zeros(pre_nms_topk, 4)])
+        level_scores, index = level_logits.topk(pre_nms_topk)
+        top_boxes.append(level_boxes[index])
+        scores.append(level_scores)
+        levels.append(torch.full((pre_nms_topk,), level, dtype=torch.int64, device=level_scores.device))
+    all_boxes, all_scores, all_levels = torch.cat(top_boxes), torch.cat(scores), torch.cat(levels)
+    keep = torch.nonzero(torch.isfinite(all_boxes).all(dim=1) & torch.isfinite(all_scores)).flatten()
+    all_boxes, all_scores, all_levels = clip_boxes(all_boxes[keep], size), all_scores[keep], all_levels[keep]
+    sides = all_boxes[:, 2:] - all_boxes[:, :2]
+    keep = torch.nonzero((sides > min_box_size).all(dim=1)).flatten()
+    all_boxes, all_scores, all_levels = all_boxes[keep], all_scores[keep], all_levels[keep]
+    keep = batched_nms(all_boxes, all_scores, all_levels, nms_thresh)[:post_nms_topk]
+    return all_boxes[keep]
 
 
-def _detections(predictor: nn.Module, box_features: torch.Tensor, proposals: torch.Tensor, size: torch.Tensor,
-                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``FastRCNNOutputLayers.inference`` for one image: boxes (D, 4), scores (D,), classes (D,)
-    int64, by decreasing score (``fast_rcnn_inference_single_image``)."""
-    logits, deltas = predictor(box_features)
-    scores = F.softmax(logits, dim=-1)
-    boxes = predictor.box2box_transform.apply_deltas(deltas, proposals)
-    valid = torch.nonzero(torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores).all(dim=1)).flatten()
-    boxes, scores = boxes[valid], scores[valid, :-1]
+def select_detections(boxes: torch.Tensor, probs: torch.Tensor, size: torch.Tensor, score_thresh: float,
+                      nms_thresh: float, topk: int, min_side: float = MIN_DETECTION_SIDE,
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``fast_rcnn_inference_single_image``: decoded (R, K * 4) (or (R, 4)) boxes and (R, K + 1)
+    class probabilities -> boxes (D, 4), scores (D,), classes (D,) int64, by decreasing score;
+    detections with a side under ``min_side`` pixels dropped."""
+    valid = torch.nonzero(torch.isfinite(boxes).all(dim=1) & torch.isfinite(probs).all(dim=1)).flatten()
+    boxes, scores = boxes[valid], probs[valid, :-1]
     num_classes = scores.shape[1]
-    boxes = _clip(boxes.reshape(boxes.shape[0], -1, 4), size).expand(-1, num_classes, -1)
-    candidates = torch.nonzero(scores > predictor.test_score_thresh)
+    boxes = clip_boxes(boxes.reshape(boxes.shape[0], -1, 4), size).expand(-1, num_classes, -1)
+    candidates = torch.nonzero(scores > score_thresh)
     boxes = boxes[candidates[:, 0], candidates[:, 1]]
     scores = scores[candidates[:, 0], candidates[:, 1]]
     classes = candidates[:, 1]
     sides = boxes[:, 2:] - boxes[:, :2]
-    keep = torch.nonzero((sides >= MIN_DETECTION_SIDE).all(dim=1)).flatten()
-    keep = keep[_batched_nms(boxes[keep], scores[keep], classes[keep], predictor.test_nms_thresh)]
-    if predictor.test_topk_per_image >= 0:
-        keep = keep[: predictor.test_topk_per_image]
+    keep = torch.nonzero((sides >= min_side).all(dim=1)).flatten()
+    keep = keep[batched_nms(boxes[keep], scores[keep], classes[keep], nms_thresh)]
+    if topk >= 0:
+        keep = keep[:topk]
     return boxes[keep], scores[keep], classes[keep]
 
 
-def _mask_probabilities(mask_head: nn.Module, features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """``mask_rcnn_inference``: float (D, M, M) probabilities of each detection's class, from the
-    head's unfused layers (the fused class-logits path loops over ROI blocks in Python)."""
-    logits = mask_head.layers(features)
+def class_mask_probabilities(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """``mask_rcnn_inference``: (D, K, M, M) (or (D, 1, M, M)) mask logits -> float (D, M, M)
+    probabilities of each detection's class."""
     if logits.shape[1] > 1:
         index = classes.view(-1, 1, 1, 1).expand(-1, 1, logits.shape[2], logits.shape[3])
         logits = logits.gather(1, index)
     return logits[:, 0].sigmoid()
+
+
+def _pool(pooler: ROIPooler, features: List[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
+    levels = pooler.level_mapper([boxes]) if len(features) > 1 else boxes.new_zeros(0, dtype=torch.int64)
+    return pool_levels(features, boxes, levels, list(pooler.output_size), pooler.scales, pooler.sampling_ratio,
+                       pooler.aligned)
+
+
+def _proposals(rpn: nn.Module, features: Dict[str, torch.Tensor], size: torch.Tensor) -> torch.Tensor:
+    """The RPN's inference (``RPN.forward`` + ``find_top_rpn_proposals``) for one image."""
+    feature_list = [features[f] for f in rpn.in_features]
+    anchors = rpn.anchor_generator.grid_anchors(feature_list)
+    logits, deltas = rpn.rpn_head(feature_list)
+    boxes, scores = [], []
+    for anchors_l, logits_l, deltas_l in zip(anchors, logits, deltas, strict=True):
+        logits_l, deltas_l = rpn_level_outputs(logits_l, deltas_l)
+        boxes.append(rpn.box2box_transform.apply_deltas(deltas_l, anchors_l))
+        scores.append(logits_l)
+    return top_proposals(boxes, scores, size, rpn.pre_nms_topk[False], rpn.post_nms_topk[False], rpn.nms_thresh,
+                         rpn.min_box_size)
+
+
+def _detections(predictor: nn.Module, box_features: torch.Tensor, proposals: torch.Tensor, size: torch.Tensor,
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``FastRCNNOutputLayers.inference`` for one image."""
+    logits, deltas = predictor(box_features)
+    return select_detections(predictor.box2box_transform.apply_deltas(deltas, proposals), F.softmax(logits, dim=-1),
+                             size, predictor.test_score_thresh, predictor.test_nms_thresh,
+                             predictor.test_topk_per_image)
+
+
+def _mask_probabilities(mask_head: nn.Module, features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Mask probabilities from the head's unfused layers (its fused class-logits path loops over
+    ROI blocks in Python)."""
+    return class_mask_probabilities(mask_head.layers(features), classes)
 
 
 def _roi_heads(heads: nn.Module, features: Dict[str, torch.Tensor], proposals: torch.Tensor,

@@ -77,8 +77,8 @@ class ONNXPredictor(_ExportedPredictor):
 
 
 class TorchScriptPredictor(_ExportedPredictor):
-    """An export directory's traced ``model.ts`` (``torch.jit.load``), same interface as
-    :class:`ONNXPredictor`."""
+    """An export directory's ``model.ts`` (traced or scripted; ``torch.jit.load``), same interface
+    as :class:`ONNXPredictor`."""
 
     def __init__(self, model_dir: str) -> None:
         self.metadata = load_runtime_metadata(model_dir)
@@ -90,6 +90,8 @@ class TorchScriptPredictor(_ExportedPredictor):
     def run(self, net_input: np.ndarray) -> Dict[str, np.ndarray]:
         with torch.no_grad():
             outputs = self.module(torch.from_numpy(net_input))
+        if isinstance(outputs, dict):  # a scripted module names its outputs
+            return {name: outputs[name].numpy() for name in self.output_names}
         return {name: value.numpy() for name, value in zip(self.output_names, outputs, strict=True)}
 
 

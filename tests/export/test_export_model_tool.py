@@ -22,13 +22,13 @@ def _tool():
 
 def test_format_and_method_flags():
     tool = _tool()
-    assert tool.resolve_format(None, None) == "onnx"
-    assert tool.resolve_format(None, "tracing") == "torchscript"
-    assert tool.resolve_format("onnx", "onnx") == "onnx"
+    assert tool.resolve_format(None, None) == ("onnx", "onnx")
+    assert tool.resolve_format("torchscript", None) == ("torchscript", "tracing")
+    assert tool.resolve_format(None, "tracing") == ("torchscript", "tracing")
+    assert tool.resolve_format(None, "scripting") == ("torchscript", "scripting")
+    assert tool.resolve_format("onnx", "onnx") == ("onnx", "onnx")
     with pytest.raises(SystemExit, match="conflicts"):
-        tool.resolve_format("onnx", "tracing")
-    with pytest.raises(SystemExit, match="scripting is not available"):
-        tool.resolve_format(None, "scripting")
+        tool.resolve_format("onnx", "scripting")
 
 
 # key of each task's headline metric in the results

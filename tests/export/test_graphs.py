@@ -1,12 +1,13 @@
 """export_inference gives the model's own inference outputs (the model is the reference), and its
-TorchScript trace serves other image sizes and detection counts (0 included) than the traced one."""
+TorchScript trace and script serve other image sizes and detection counts (0 included) than the
+sample's."""
 import os
 
 import pytest
 import torch
 
 from seg_research.config import get_cfg
-from seg_research.export import TracingAdapter, export_inference
+from seg_research.export import TracingAdapter, export_inference, script_model
 from seg_research.modeling import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -83,17 +84,38 @@ def test_trace_serves_other_sizes_and_detection_counts(name):
             check(model, adapter.outputs_schema(traced(img)), img)
 
 
-def test_trace_runs_an_image_without_detections():
+def _unflatten(outputs):
+    """A scripted module's named outputs as export_inference's structure."""
+    result = {"sem_seg": outputs["sem_seg"]} if "sem_seg" in outputs else {}
+    if "instances.scores" in outputs:
+        result["instances"] = {k.split(".", 1)[1]: v for k, v in outputs.items() if k.startswith("instances.")}
+    return result
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_script_serves_other_sizes_and_detection_counts(name):
+    model = build(name)
+    scripted = script_model(model, image(64, 96))
+    assert isinstance(scripted, torch.jit.ScriptModule)
+    with torch.no_grad():
+        for size in [(100, 70), (48, 150)]:
+            img = image(*size, seed=1)
+            check(model, _unflatten(scripted(img)), img)
+
+
+def test_trace_and_script_run_an_image_without_detections():
     # the background logit raised far above the others: no class passes the score threshold
     model = build("mask_rcnn_fpn")
     with torch.no_grad():
         model.roi_heads.box_predictor.cls_score.bias[-1] = 100.0
     adapter = TracingAdapter(model, [{"image": image(64, 96)}], export_inference)
+    scripted = script_model(model, image(64, 96))
     with torch.no_grad():
         traced = torch.jit.trace(adapter, adapter.flattened_inputs, check_trace=False)
-        outputs = adapter.outputs_schema(traced(image(80, 80, seed=2)))["instances"]
-    assert outputs["pred_boxes"].shape == (0, 4) and outputs["pred_masks"].shape == (0, 28, 28)
-    assert outputs["scores"].shape == (0,) and outputs["pred_classes"].shape == (0,)
+        for outputs in (adapter.outputs_schema(traced(image(80, 80, seed=2)))["instances"],
+                        _unflatten(scripted(image(80, 80, seed=2)))["instances"]):
+            assert outputs["pred_boxes"].shape == (0, 4) and outputs["pred_masks"].shape == (0, 28, 28)
+            assert outputs["scores"].shape == (0,) and outputs["pred_classes"].shape == (0,)
 
 
 def test_export_inference_refuses_batches():

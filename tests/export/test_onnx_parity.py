@@ -4,7 +4,7 @@ torch nor seg_research, and TorchScript through TorchScriptPredictor. Criteria (
 classes in the same order, boxes within 0.05 px, scores within 1e-3, mask IoU >= 0.98 per
 instance; semantic labels equal on >= 99.9% of pixels; panoptic ids on >= 99.5%.
 
-Models: the Shapes demo Mask R-CNN, Semantic FPN and Panoptic FPN after a short training, a
+TorchScript both traced and scripted. Models: the Shapes demo Mask R-CNN, Semantic FPN and Panoptic FPN after a short training, a
 ResNet-18 C4 Mask R-CNN, and R50-FPN Mask R-CNN with detectron2-layout weights (the generated
 model-zoo ``.pkl`` of tests/checkpoint)."""
 import json
@@ -172,7 +172,8 @@ def test_exported_models_give_the_pytorch_outputs(name, tmp_path):
     # traced at a size none of the test images has
     sample = _sample(cfg, np.zeros((77, 91, 3), dtype=np.uint8) + 100)
     export_model(cfg, predictor.model, sample, str(tmp_path / "onnx"), "onnx")
-    export_model(cfg, predictor.model, sample, str(tmp_path / "ts"), "torchscript")
+    export_model(cfg, predictor.model, sample, str(tmp_path / "tracing"), "torchscript", "tracing")
+    export_model(cfg, predictor.model, sample, str(tmp_path / "scripting"), "torchscript", "scripting")
 
     forbidden = _run_onnx_predict(tmp_path / "onnx", image_paths, tmp_path / "results.json")
     assert forbidden == []
@@ -184,9 +185,9 @@ def test_exported_models_give_the_pytorch_outputs(name, tmp_path):
     for entry, key in zip(results, images, strict=True):
         _check_outputs(expected[key], _from_results_json(entry, metadata))
 
-    scripted = TorchScriptPredictor(str(tmp_path / "ts"))
-    for key, image in images.items():
-        out = scripted(image)
+    predictors = {method: TorchScriptPredictor(str(tmp_path / method)) for method in ("tracing", "scripting")}
+    for method, key in ((m, k) for m in predictors for k in images):
+        out = predictors[method](images[key])
         got = {}
         if "instances" in out:
             inst = out["instances"]
