@@ -48,3 +48,15 @@ def test_tracing_adapter_traces_list_of_dicts_and_rebuilds_outputs():
 def test_tracing_adapter_refuses_non_tensor_inputs():
     with pytest.raises(ValueError, match=r"\['0.0.height'\] are not tensors"):
         TracingAdapter(_Doubler(), [{"image": torch.zeros(1, 2, 2), "height": 2}])
+
+
+def test_dump_torchscript_ir_writes_code_graph_and_repr(tmp_path):
+    from seg_research.export import dump_torchscript_IR
+
+    traced = torch.jit.trace(nn.Sequential(nn.Linear(2, 3), nn.ReLU()), torch.zeros(1, 2))
+    dump_torchscript_IR(traced, str(tmp_path))
+    files = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert sorted(files) == ["model.txt", "model_ts_IR.txt", "model_ts_IR_inlined.txt", "model_ts_code.txt"]
+    assert "aten::linear" in files["model_ts_IR_inlined.txt"] and "aten::relu" in files["model_ts_IR_inlined.txt"]
+    assert "== <root> ==" in files["model_ts_code.txt"] and "def forward" in files["model_ts_code.txt"]
+    assert "Linear" in files["model.txt"]
