@@ -28,7 +28,9 @@ and ``cityscapes_fine_panoptic_{train,val}``. All in the datasets' released layo
 Mask2Former's (files in the downloads' layouts, see datasets/README.md): ADE20K panoptic and instance
 (:mod:`.ade20k_panoptic`, under ``ADEChallengeData2016``): ``ade20k_panoptic_{train,val}`` and
 ``ade20k_instance_{train,val}``. Mapillary Vistas v1.2 (:mod:`.mapillary_vistas`, under ``mapillary_vistas``):
-``mapillary_vistas_sem_seg_{train,val}`` and ``mapillary_vistas_panoptic_{train,val}``.
+``mapillary_vistas_sem_seg_{train,val}`` and ``mapillary_vistas_panoptic_{train,val}``. COCO-Stuff-10k and
+ADE20K-full in the converted layouts of MaskFormer's scripts (:mod:`.mask2former_sem_seg`):
+``coco_2017_{train,test}_stuff_10k_sem_seg`` and ``ade20k_full_sem_seg_{train,val}``.
 
 PASCAL VOC detection (:mod:`.pascal_voc`, under ``VOC2007``/``VOC2012`` or ``VOCdevkit/VOC20xx``):
 detectron2's ``voc_2007_{trainval,train,val,test}`` and ``voc_2012_{trainval,train,val}``.
@@ -71,6 +73,7 @@ from .coco_panoptic import (
 )
 from .mads import register_all_mads
 from .mapillary_vistas import register_all_mapillary_vistas
+from .mask2former_sem_seg import register_all_mask2former_sem_seg
 from .panoptic_sem_seg import load_panoptic_with_sem_seg
 from .pascal_voc import register_all_pascal_voc
 from .paths import check_dirs_exist, check_files_exist
@@ -259,6 +262,7 @@ register_all_voc2012_sem_seg(get_datasets_root())
 register_all_ade20k(get_datasets_root())
 register_all_ade20k_panoptic(get_datasets_root())
 register_all_mapillary_vistas(get_datasets_root())
+register_all_mask2former_sem_seg(get_datasets_root())
 register_all_cityscapes(get_datasets_root())
 register_all_cityscapes_panoptic(get_datasets_root())
 register_all_pascal_voc(get_datasets_root())
