@@ -15,10 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from seg_research.config import ConfigError, configurable
-from seg_research.layers import CONV_INITS, Conv2d, ShapeSpec, get_norm
+from seg_research.layers import Conv2d, ShapeSpec, get_norm
 from seg_research.modeling import SEM_SEG_HEADS_REGISTRY
 
-__all__ = ["build_pixel_decoder", "BasePixelDecoder", "PixelDecoderOutput"]
+from ..layers import xavier_conv
+
+__all__ = ["build_pixel_decoder", "BasePixelDecoder", "PixelDecoderOutput", "fpn_convs"]
 
 #: (mask_features (N, mask_dim, H/4, W/4), transformer encoder output or None, multi-scale features:
 #: up to 3 maps (N, conv_dim, h, w), lowest resolution first)
@@ -39,14 +41,6 @@ def build_pixel_decoder(cfg, input_shape: Dict[str, ShapeSpec]) -> nn.Module:
     return model
 
 
-def _xavier_conv(conv: nn.Conv2d) -> nn.Conv2d:
-    """detectron2's c2_xavier_fill: Kaiming-uniform (a=1) weights, zero bias."""
-    CONV_INITS["xavier"](conv.weight)
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    return conv
-
-
 def fpn_convs(in_channels: int, conv_dim: int, norm: str, lateral: bool) -> Tuple[Optional[Conv2d], Conv2d]:
     """An FPN level's 1x1 lateral conv (None when ``lateral`` is False) and 3x3 output conv with ReLU, each
     followed by ``norm`` (convs have a bias only without norm). The output conv reads ``conv_dim``
@@ -54,9 +48,9 @@ def fpn_convs(in_channels: int, conv_dim: int, norm: str, lateral: bool) -> Tupl
     use_bias = norm == ""
     lateral_conv = None
     if lateral:
-        lateral_conv = _xavier_conv(Conv2d(in_channels, conv_dim, kernel_size=1, bias=use_bias,
+        lateral_conv = xavier_conv(Conv2d(in_channels, conv_dim, kernel_size=1, bias=use_bias,
                                            norm=get_norm(norm, conv_dim)))
-    output_conv = _xavier_conv(Conv2d(conv_dim if lateral else in_channels, conv_dim, kernel_size=3, padding=1,
+    output_conv = xavier_conv(Conv2d(conv_dim if lateral else in_channels, conv_dim, kernel_size=3, padding=1,
                                       bias=use_bias, norm=get_norm(norm, conv_dim), activation=F.relu))
     return lateral_conv, output_conv
 
@@ -95,7 +89,7 @@ class BasePixelDecoder(nn.Module):
         self.lateral_convs = lateral_convs[::-1]
         self.output_convs = output_convs[::-1]
         self.mask_dim = mask_dim
-        self.mask_features = _xavier_conv(Conv2d(conv_dim, mask_dim, kernel_size=3, padding=1))
+        self.mask_features = xavier_conv(Conv2d(conv_dim, mask_dim, kernel_size=3, padding=1))
         self.maskformer_num_feature_levels = 3  # the transformer decoder reads 3 scales
 
     @classmethod

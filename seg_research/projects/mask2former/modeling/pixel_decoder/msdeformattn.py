@@ -13,18 +13,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from seg_research.config import configurable
-from seg_research.layers import CONV_INITS, Conv2d, ShapeSpec
+from seg_research.layers import Conv2d, ShapeSpec
 from seg_research.modeling import SEM_SEG_HEADS_REGISTRY
 
+from ..layers import activation_fn, xavier_conv
 from ..transformer_decoder.position_encoding import PositionEmbeddingSine
 from .fpn import PixelDecoderOutput, fpn_convs
 from .ops import MSDeformAttn
 
 __all__ = ["MSDeformAttnPixelDecoder", "MSDeformAttnTransformerEncoderOnly", "MSDeformAttnTransformerEncoderLayer",
            "MSDeformAttnTransformerEncoder"]
-
-_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "glu": F.glu}
-
 
 class MSDeformAttnTransformerEncoderLayer(nn.Module):
     """Deformable self-attention over all levels, then a feed-forward layer; each with a residual
@@ -33,13 +31,11 @@ class MSDeformAttnTransformerEncoderLayer(nn.Module):
     def __init__(self, d_model: int = 256, d_ffn: int = 1024, dropout: float = 0.1, activation: str = "relu",
                  n_levels: int = 4, n_heads: int = 8, n_points: int = 4) -> None:
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"Unknown activation '{activation}'; use one of {sorted(_ACTIVATIONS)}.")
         self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
         self.dropout1 = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(d_model)
         self.linear1 = nn.Linear(d_model, d_ffn)
-        self.activation = _ACTIVATIONS[activation]
+        self.activation = activation_fn(activation)
         self.dropout2 = nn.Dropout(dropout)
         self.linear2 = nn.Linear(d_ffn, d_model)
         self.dropout3 = nn.Dropout(dropout)
@@ -197,9 +193,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.pe_layer = PositionEmbeddingSine(conv_dim // 2, normalize=True)
 
         self.mask_dim = mask_dim
-        self.mask_features = Conv2d(conv_dim, mask_dim, kernel_size=1)
-        CONV_INITS["xavier"](self.mask_features.weight)
-        nn.init.zeros_(self.mask_features.bias)
+        self.mask_features = xavier_conv(Conv2d(conv_dim, mask_dim, kernel_size=1))
         self.maskformer_num_feature_levels = 3  # the transformer decoder reads 3 scales
         self.common_stride = common_stride
 

@@ -14,21 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from seg_research.config import configurable
-from seg_research.layers import CONV_INITS, Conv2d
+from seg_research.layers import Conv2d
 
+from ..layers import activation_fn, xavier_conv
 from .build import TRANSFORMER_DECODER_REGISTRY
 from .position_encoding import PositionEmbeddingSine
 
 __all__ = ["MultiScaleMaskedTransformerDecoder", "SelfAttentionLayer", "CrossAttentionLayer", "FFNLayer", "MLP"]
-
-_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "glu": F.glu}
-
-
-def _activation(name: str):
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"Unknown activation '{name}'; use one of {sorted(_ACTIVATIONS)}.")
-    return _ACTIVATIONS[name]
-
 
 def _xavier_matrices(module: nn.Module) -> None:
     """DETR's initialisation: Xavier-uniform for every weight matrix, biases and norms as built."""
@@ -51,7 +43,7 @@ class SelfAttentionLayer(nn.Module):
         self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
-        self.activation = _activation(activation)
+        self.activation = activation_fn(activation)
         self.normalize_before = normalize_before
         _xavier_matrices(self)
 
@@ -76,7 +68,7 @@ class CrossAttentionLayer(nn.Module):
         self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
-        self.activation = _activation(activation)
+        self.activation = activation_fn(activation)
         self.normalize_before = normalize_before
         _xavier_matrices(self)
 
@@ -101,7 +93,7 @@ class FFNLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.norm = nn.LayerNorm(d_model)
-        self.activation = _activation(activation)
+        self.activation = activation_fn(activation)
         self.normalize_before = normalize_before
         _xavier_matrices(self)
 
@@ -188,10 +180,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         self.input_proj = nn.ModuleList()
         for _ in range(self.num_feature_levels):
             if in_channels != hidden_dim or enforce_input_project:
-                proj = Conv2d(in_channels, hidden_dim, kernel_size=1)
-                CONV_INITS["xavier"](proj.weight)
-                nn.init.zeros_(proj.bias)
-                self.input_proj.append(proj)
+                self.input_proj.append(xavier_conv(Conv2d(in_channels, hidden_dim, kernel_size=1)))
             else:
                 self.input_proj.append(nn.Sequential())
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
