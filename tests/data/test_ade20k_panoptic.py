@@ -144,3 +144,16 @@ def test_missing_files_are_named(ade):
     with pytest.raises(DataError, match=r"1 of 2 ADE20K panoptic semantic label PNGs do not exist: "
                                         r"'.*annotations/training/ADE_train_00000002.png'"):
         load_ade20k_panoptic(str(ade), "train")
+
+
+def test_mask2former_panoptic_mapper_reads_the_records(ade):
+    from seg_research.projects.mask2former import MaskFormerPanopticDatasetMapper
+
+    mapper = MaskFormerPanopticDatasetMapper(True, augmentations=[], image_format="RGB", ignore_label=255,
+                                             size_divisibility=-1)
+    out = mapper(load_ade20k_panoptic(str(ade), "val")[0])
+    assert out["instances"].gt_classes.tolist() == [0, 7]
+    bed = np.zeros((8, 8), bool)
+    bed[4:, :4] = True
+    np.testing.assert_array_equal(out["instances"].gt_masks[1].numpy(), bed)
+    assert sorted(np.unique(out["sem_seg"].numpy()).tolist()) == [0, 7, 255]

@@ -115,3 +115,16 @@ def test_missing_files_are_named(mv):
     os.remove(mv / "validation" / "panoptic" / "panoptic_2018.json")
     with pytest.raises(DataError, match="panoptic json not found.*mapillary_vistas/"):
         load_mapillary_vistas_panoptic(str(mv), "val")
+
+
+def test_mask2former_mappers_ignore_the_unlabeled_index(mv):
+    """Mask2Former's training mappers read these records: class 65 (unlabeled) is ignored, not a class."""
+    from seg_research.projects.mask2former import MaskFormerPanopticDatasetMapper, MaskFormerSemanticDatasetMapper
+
+    kwargs = dict(augmentations=[], image_format="RGB", ignore_label=65, size_divisibility=-1)
+    semantic = MaskFormerSemanticDatasetMapper(True, **kwargs)(load_mapillary_vistas_sem_seg(str(mv), "train")[0])
+    assert semantic["instances"].gt_classes.tolist() == [19, 27]
+    np.testing.assert_array_equal(semantic["sem_seg"].numpy(), _labels())
+    panoptic = MaskFormerPanopticDatasetMapper(True, **kwargs)(load_mapillary_vistas_panoptic(str(mv), "train")[0])
+    assert panoptic["instances"].gt_classes.tolist() == [27, 19]  # the segments, in segments_info order
+    np.testing.assert_array_equal(panoptic["instances"].gt_masks[1].numpy(), _labels() == 19)
