@@ -19,7 +19,9 @@ config values, the calibrated statistics and its outputs on the images of :func:
 - ``sem_seg``: per image the argmax map and the scores of all classes at :data:`NUM_SAMPLED_PIXELS`
   seeded pixels (the full (K, H, W) maps would weigh megabytes);
 - ``panoptic_seg``: the segment-id map and ``segments_info`` as (id, category_id, isthing) rows;
-- ``instances``: the :data:`TOP_INSTANCES` best by score (scores, classes, bit-packed masks).
+- ``instances``: the :data:`TOP_INSTANCES` best by score (scores, classes, bit-packed masks);
+- ``losses`` (:data:`LOSS_CONFIGS`): the weighted training losses of every decoder layer on the targets
+  of :func:`parity_targets`, seeded with :data:`LOSS_SEED`.
 
 detectron2's FrozenBN is run with torchvision's formula (:func:`_frozen_bn_as_torchvision`). The random
 heads are sharpened (class logits x4: see :func:`generated_tensor`) so that queries have
@@ -56,6 +58,10 @@ TEST_OVERRIDES = {"MODEL.MASK_FORMER.TEST.OBJECT_MASK_THRESHOLD": 0.3,
 IMAGES: List[Tuple[int, int, object]] = [(160, 224, (120, 168)), (192, 160, None)]
 NUM_SAMPLED_PIXELS = 512
 TOP_INSTANCES = 20
+#: Configs whose training losses are stored too, and the torch seed set right before the training forward
+#: pass (the criterion's point sampling draws the same torch.rand numbers on both sides).
+LOSS_CONFIGS = ("coco_panoptic_R50",)
+LOSS_SEED = 2027
 #: The parts of upstream's config copied into ours by the tests.
 CONFIG_SECTIONS = ("MODEL.", "INPUT.FORMAT", "TEST.DETECTIONS_PER_IMAGE")
 
@@ -94,6 +100,24 @@ def parity_inputs() -> List[dict]:
             item["height"], item["width"] = out
         inputs.append(item)
     return inputs
+
+
+def parity_targets(num_classes: int) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Per image of :data:`IMAGES`, (classes (T,) int64, masks (T, H, W) uint8): 3 ellipses and rectangles
+    at the image's size, seeded."""
+    rng = np.random.default_rng(2027)
+    targets = []
+    for h, w, _ in IMAGES:
+        yy, xx = np.mgrid[:h, :w]
+        masks = []
+        for j in range(3):
+            cy, cx, ry, rx = rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w, rng.uniform(0.1, 0.3) * h, \
+                rng.uniform(0.1, 0.3) * w
+            inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1 if j % 2 == 0 else \
+                (abs(yy - cy) <= ry) & (abs(xx - cx) <= rx)
+            masks.append(inside)
+        targets.append((rng.integers(0, num_classes, size=3), np.asarray(masks, dtype=np.uint8)))
+    return targets
 
 
 def generated_tensor(name: str, shape: Sequence[int]):
@@ -230,6 +254,18 @@ def _make(name: str, config: str) -> None:
 
     with torch.no_grad():
         outputs = model(inputs)
+    losses = {}
+    if name in LOSS_CONFIGS:
+        from detectron2.structures import Instances
+
+        model.train()
+        for item, (classes, masks), (h, w, _) in zip(inputs, parity_targets(cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES),
+                                                     IMAGES, strict=True):
+            item["instances"] = Instances((h, w), gt_classes=torch.from_numpy(classes),
+                                          gt_masks=torch.from_numpy(masks).bool())
+        torch.manual_seed(LOSS_SEED)
+        losses = {k: v.item() for k, v in model(inputs).items()}
+        model.eval()
 
     data: Dict[str, np.ndarray] = {
         "names": np.array(names),
@@ -262,6 +298,8 @@ def _make(name: str, config: str) -> None:
             masks = inst.pred_masks[order].numpy() > 0
             data[f"image{i}/instance_masks"] = np.packbits(masks, axis=-1)
             data[f"image{i}/instance_mask_shape"] = np.array(masks.shape)
+    if losses:
+        data["losses"] = np.array(json.dumps(losses))
     path = os.path.join(FIXTURES, f"parity_{name}.npz")
     np.savez_compressed(path, **data)
     print(f"{path}: {data['num_parameters']} parameters, {os.path.getsize(path) / 1e6:.2f} MB, outputs "

@@ -64,7 +64,9 @@ def _official_pkl(fixture, path):
     return len(model)
 
 
-def _model_and_outputs(name, tmp_path):
+def _model_and_outputs(name, tmp_path, run=True):
+    """Our model of fixture ``name`` with the parity weights loaded from the official layout, and (with
+    ``run``) its outputs on the parity images; without ``run``, the model alone."""
     fixture = _fixture(name)
     cfg, absent = _cfg(fixture)
     assert not absent, sorted(absent)
@@ -79,6 +81,8 @@ def _model_and_outputs(name, tmp_path):
     # strict: every checkpoint tensor is used and every model tensor is loaded
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=True)
     assert len(model.state_dict()) == num_tensors
+    if not run:
+        return model
     torch.manual_seed(0)
     with torch.no_grad():
         outputs = model(make_fixtures.parity_inputs())
@@ -128,6 +132,27 @@ def test_coco_panoptic_r50(tmp_path):
         _check_sem_seg(fixture, i, out)
         _check_panoptic(fixture, i, out, min_segments=9)
         _check_instances(fixture, i, out)
+
+
+@pytest.mark.slow
+def test_coco_panoptic_r50_training_losses(tmp_path):
+    """The same weights, images, targets and seed give upstream's weighted losses, every decoder layer's."""
+    from seg_research.structures import Instances
+
+    fixture = _fixture("coco_panoptic_R50")
+    expected = json.loads(str(fixture["losses"]))
+    model = _model_and_outputs("coco_panoptic_R50", tmp_path, run=False)
+    inputs = make_fixtures.parity_inputs()
+    targets = make_fixtures.parity_targets(model.sem_seg_head.num_classes)
+    for item, (classes, masks), (h, w, _) in zip(inputs, targets, make_fixtures.IMAGES, strict=True):
+        item["instances"] = Instances((h, w), gt_classes=torch.from_numpy(classes),
+                                      gt_masks=torch.from_numpy(masks).bool())
+    model.train()
+    torch.manual_seed(make_fixtures.LOSS_SEED)
+    losses = {k: v.item() for k, v in model(inputs).items()}
+    assert sorted(losses) == sorted(expected) and len(losses) == 30  # 3 losses x (9 auxiliary + final)
+    for name, value in expected.items():
+        assert losses[name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
 
 
 @pytest.mark.slow
