@@ -1,12 +1,14 @@
 """ADE20K panoptic and instance (Mask2Former's ``ade20k_panoptic_*`` / ``ade20k_instance_*``): a tiny tree laid
 out like ADEChallengeData2016 after Mask2Former's prepare_ade20k_{pan,ins}_seg.py (8x8 images, string image
-ids, categories 0..149), exact records, the in-order class ids, metadata and errors."""
+ids, categories 0..149), exact records, the in-order class ids, metadata and errors; and our preparation from
+a tree laid out like the two downloads (hand-computed segments, ids and masks)."""
 import json
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from seg_research.data import DataError, DatasetCatalog, MetadataCatalog
 from seg_research.data.datasets.ade20k import ADE20K_LABEL_MAP
@@ -16,9 +18,10 @@ from seg_research.data.datasets.ade20k_panoptic import (
     ADE20K_THING_IDS,
     load_ade20k_instance,
     load_ade20k_panoptic,
+    prepare_ade20k_panoptic,
     register_all_ade20k_panoptic,
 )
-from seg_research.data.detection_utils import read_record_sem_seg
+from seg_research.data.detection_utils import read_panoptic_ids, read_record_sem_seg
 
 NAMES = {"train": ["ADE_train_00000001", "ADE_train_00000002"], "val": ["ADE_val_00000001"]}
 FOLDER = {"train": "training", "val": "validation"}
@@ -157,3 +160,53 @@ def test_mask2former_panoptic_mapper_reads_the_records(ade):
     bed[4:, :4] = True
     np.testing.assert_array_equal(out["instances"].gt_masks[1].numpy(), bed)
     assert sorted(np.unique(out["sem_seg"].numpy()).tolist()) == [0, 7, 255]
+
+
+def write_ade20k_downloads(root):
+    """``root/ADEChallengeData2016`` as the two downloads unpack (validation only): one 8x8 image with wall on
+    top, a bed (instance class 1) bottom left, a window (instance class 2) over the wall's top-right corner,
+    bed-labelled pixels bottom right outside every instance, and label 0 nowhere."""
+    ade = root / "ADEChallengeData2016"
+    for sub in ("images/validation", "annotations/validation", "annotations_instance/validation"):
+        (ade / sub).mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(ade / "images" / "validation" / "ADE_val_00000001.jpg")
+    labels = np.ones((8, 8), np.uint8)  # 1 wall
+    labels[4:] = 8  # bed
+    labels[:2, 6:] = 9  # window
+    Image.fromarray(labels).save(ade / "annotations" / "validation" / "ADE_val_00000001.png")
+    instance = np.zeros((8, 8, 3), np.uint8)
+    instance[4:, :4] = (1, 1, 0)  # instance class 1 (bed), number 1
+    instance[:2, 6:] = (2, 2, 0)  # instance class 2 (window), number 2
+    Image.fromarray(instance).save(ade / "annotations_instance" / "validation" / "ADE_val_00000001.png")
+    return ade
+
+
+def test_prepare_from_the_downloads(tmp_path):
+    ade = write_ade20k_downloads(tmp_path)
+    assert prepare_ade20k_panoptic(str(ade), "val") == 1
+    (record,) = load_ade20k_panoptic(str(ade), "val")
+    assert record["segments_info"] == [
+        {"id": 1, "category_id": 0, "iscrowd": 0, "isthing": False, "area": 28, "bbox": [0, 0, 8, 4]},
+        {"id": 2, "category_id": 7, "iscrowd": 0, "isthing": True, "area": 16, "bbox": [0, 4, 4, 4]},
+        {"id": 3, "category_id": 8, "iscrowd": 0, "isthing": True, "area": 4, "bbox": [6, 0, 2, 2]}]
+    expected = np.zeros((8, 8), np.int64)  # bed pixels outside every instance are void
+    expected[:4], expected[4:, :4], expected[:2, 6:] = 1, 2, 3
+    np.testing.assert_array_equal(read_panoptic_ids(record["pan_seg_file_name"]), expected)
+
+    (instances,) = load_ade20k_instance(str(ade), "val")
+    assert [(a["category_id"], a["bbox"], a["iscrowd"]) for a in instances["annotations"]] == [
+        (0, [0, 4, 4, 4], 0), (1, [6, 0, 2, 2], 0)]
+    for annotation, segment in zip(instances["annotations"], (2, 3), strict=True):
+        rle = dict(annotation["segmentation"], counts=annotation["segmentation"]["counts"].encode())
+        mask = mask_utils.decode(rle).astype(bool)
+        np.testing.assert_array_equal(mask, expected == segment)
+
+
+def test_prepare_names_what_is_missing(tmp_path):
+    ade = write_ade20k_downloads(tmp_path)
+    os.remove(ade / "annotations_instance" / "validation" / "ADE_val_00000001.png")
+    with pytest.raises(DataError, match=r"1 of 1 images have no instance PNG under '.*annotations_instance/"
+                                        r"validation'.*annotations_instance.tar"):
+        prepare_ade20k_panoptic(str(ade), "val")
+    with pytest.raises(DataError, match=r"not found: '.*annotations_instance/training'"):
+        prepare_ade20k_panoptic(str(ade), "train")

@@ -2,13 +2,16 @@
 
 ADE20K's instance annotations (``annotations_instance.tar`` of the Scene Parsing benchmark,
 http://sceneparsing.csail.mit.edu/) combined with the semantic labels give panoptic ground truth for the
-150 classes (100 of them things). Mask2Former's ``datasets/prepare_ade20k_pan_seg.py`` and
-``prepare_ade20k_ins_seg.py`` write them into the ADE20K folder; this module reads that layout::
+150 classes (100 of them things). :func:`prepare_ade20k_panoptic` (``datasets/prepare_ade20k_panoptic.py``)
+writes them into the ADE20K folder from the two downloads, as Mask2Former's
+``datasets/prepare_ade20k_pan_seg.py`` and ``prepare_ade20k_ins_seg.py`` do (whose outputs load as well); this
+module reads that layout::
 
     ADEChallengeData2016/
       images/{training,validation}/ADE_*.jpg
       annotations/{training,validation}/ADE_*.png        released labels (0 other, 1..150): semantic labels
-      annotations_instance/{training,validation}/        (the instance download; read by the prepare scripts)
+      annotations_instance/{training,validation}/ADE_*.png   the instance download: R = instance class 1..100,
+                                                         G = instance number (0: none); read when preparing
       ade20k_panoptic_{train,val}.json                   COCO panoptic json: image ids "ADE_train_00000001",
       ade20k_panoptic_{train,val}/ADE_*.png              categories 0..149 (ADE150 label - 1), segment PNGs
       ade20k_instance_{train,val}.json                   COCO instances json (RLE masks), the 100 thing ids
@@ -26,11 +29,19 @@ instance json) and ``ade20k_instance_{train,val}`` (``evaluator_type="coco"``).
 from __future__ import annotations
 
 import functools
+import io
+import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
 
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 from seg_research.data.errors import DataError
+from seg_research.data.image_io import read_image_size, read_sem_seg
+from seg_research.utils.file_io import atomic_write_bytes, atomic_write_json
 
 from .ade20k import ADE20K_LABEL_MAP, ADE20K_SEM_SEG_CLASSES
 from .coco import load_coco_json
@@ -38,9 +49,12 @@ from .panoptic_sem_seg import load_panoptic_with_sem_seg, panoptic_metadata_in_o
 from .paths import check_dirs_exist
 
 __all__ = ["ADE20K_THING_IDS", "ADE20K_INSTANCE_CLASSES", "ADE20K_PALETTE", "ADE20K_PANOPTIC_CATEGORIES",
-           "load_ade20k_panoptic", "load_ade20k_instance", "register_all_ade20k_panoptic"]
+           "load_ade20k_panoptic", "load_ade20k_instance", "prepare_ade20k_panoptic", "register_all_ade20k_panoptic"]
 
-#: the 100 ADE20K classes with instance annotations (``annotations_instance/``), by 0-based ADE150 id
+logger = logging.getLogger(__name__)
+
+#: the 100 ADE20K classes with instance annotations, by 0-based ADE150 id; instance class k (the R value of
+#: ``annotations_instance/`` PNGs, 1..100) is ``ADE20K_THING_IDS[k - 1]`` (the benchmark's category mapping)
 ADE20K_THING_IDS = (
     7, 8, 10, 12, 14, 15, 18, 19, 20, 22, 23, 24, 27, 30, 31, 32, 33, 35, 36, 37, 38, 39, 41, 42, 43, 44, 45, 47,
     49, 50, 53, 55, 56, 57, 58, 62, 64, 65, 66, 67, 69, 70, 71, 72, 73, 74, 75, 76, 78, 80, 81, 82, 83, 85, 86, 87,
@@ -91,10 +105,11 @@ ADE20K_PANOPTIC_CATEGORIES = tuple(
     for i, name in enumerate(ADE20K_SEM_SEG_CLASSES)
 )
 _SPLITS = {"train": "training", "val": "validation"}
-_HINT = ("Unpack ADEChallengeData2016.zip and, inside ADEChallengeData2016/, annotations_instance.tar "
-         "(http://sceneparsing.csail.mit.edu/), then run Mask2Former's datasets/prepare_ade20k_pan_seg.py and "
-         "prepare_ade20k_ins_seg.py with DETECTRON2_DATASETS=$SEG_DATASETS; they write "
-         "ade20k_panoptic_{train,val}[.json] and ade20k_instance_{train,val}.json there (see datasets/README.md).")
+_HINT = ("Unpack ADEChallengeData2016.zip into $SEG_DATASETS and annotations_instance.tar "
+         "(http://sceneparsing.csail.mit.edu/) inside ADEChallengeData2016/, then run "
+         "python datasets/prepare_ade20k_panoptic.py, which writes ade20k_panoptic_{train,val}[.json] and "
+         "ade20k_instance_{train,val}.json there (Mask2Former's prepare_ade20k_pan_seg.py / prepare_ade20k_ins_seg.py "
+         "outputs load too; see datasets/README.md).")
 
 
 def _paths(ade_root: str, split: str) -> Dict[str, str]:
@@ -139,6 +154,110 @@ def load_ade20k_instance(ade_root: str, split: str, dataset_name: Optional[str] 
     if not os.path.isfile(p["json_file"]):
         raise DataError(f"ADE20K instance json not found. {_HINT}", file_name=p["json_file"])
     return load_coco_json(p["json_file"], p["image_root"], dataset_name)
+
+
+def _segment_ids_png(ids: np.ndarray) -> bytes:
+    """A COCO panoptic PNG of the (H, W) segment ids: R + 256 G + 256² B."""
+    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _bbox(mask: np.ndarray) -> List[int]:
+    """XYWH box (absolute pixels, inclusive extent) of a non-empty boolean mask."""
+    ys, xs = np.nonzero(mask)
+    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+
+
+def _convert_image(semantic_png: str, instance_png: str) -> Tuple[np.ndarray, List[Dict[str, Any]], List[Dict]]:
+    """Panoptic ids, panoptic ``segments_info`` and instance annotations (without ids) of one image.
+
+    Stuff classes present in the semantic labels become one segment each (in class order); each
+    instance number of the instance PNG becomes a thing segment (in number order), painted over the stuff,
+    as Mask2Former's scripts do. Thing-class pixels outside every instance and label 0 stay void (0).
+    """
+    labels = ADE20K_LABEL_MAP[read_sem_seg(semantic_png)]
+    instance = np.asarray(Image.open(instance_png).convert("RGB"))
+    if instance.shape[:2] != labels.shape:
+        raise DataError(f"The instance PNG is {instance.shape[:2]} but the semantic labels are {labels.shape}; "
+                        f"both must be the image's size.", file_name=instance_png)
+    ids = np.zeros(labels.shape, np.int64)
+    segments: List[Tuple[int, bool]] = []  # (category, isthing) of segment id k + 1
+    for category in np.unique(labels).tolist():
+        if category != 255 and category not in ADE20K_THING_IDS:
+            segments.append((category, False))
+            ids[labels == category] = len(segments)
+    for number in np.unique(instance[..., 1]).tolist():
+        if number == 0:
+            continue
+        mask = instance[..., 1] == number
+        classes = np.unique(instance[..., 0][mask]).tolist()
+        if len(classes) != 1 or not 1 <= classes[0] <= len(ADE20K_THING_IDS):
+            raise DataError(f"Instance {number} has instance classes {classes} (R channel); expected one value in "
+                            f"1..{len(ADE20K_THING_IDS)}. Use the PNGs of annotations_instance.tar as released.",
+                            file_name=instance_png)
+        segments.append((ADE20K_THING_IDS[classes[0] - 1], True))
+        ids[mask] = len(segments)
+    segments_info, instances = [], []
+    for segment_id, (category, isthing) in enumerate(segments, start=1):
+        mask = ids == segment_id
+        if not mask.any():  # a stuff class entirely covered by instances
+            continue
+        segments_info.append({"id": segment_id, "category_id": category, "area": int(mask.sum()),
+                              "bbox": _bbox(mask), "iscrowd": 0})
+        if isthing:
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            rle["counts"] = rle["counts"].decode("ascii")
+            instances.append({"category_id": category, "segmentation": rle, "area": int(mask.sum()),
+                              "bbox": _bbox(mask), "iscrowd": 0})
+    return ids, segments_info, instances
+
+
+def prepare_ade20k_panoptic(ade_root: str, split: str) -> int:
+    """Write ``ade20k_panoptic_<split>.json``, ``ade20k_panoptic_<split>/`` and ``ade20k_instance_<split>.json``
+    (module doc) from ``images/``, ``annotations/`` and ``annotations_instance/`` of ``ade_root``.
+
+    Segment ids are numbered 1, 2, ... per image (Mask2Former's scripts draw random ones; the
+    evaluation matches segments by overlap, not by id). Images are listed in name order, with their
+    file stem as id. Files are written atomically.
+
+    Returns:
+        the number of images converted.
+
+    Raises:
+        DataError: a missing folder (named, with what to unpack where), an image without its semantic or
+            instance PNG, or an instance PNG that is not the released format.
+    """
+    p = _paths(ade_root, split)
+    instance_root = os.path.join(ade_root, "annotations_instance", _SPLITS[split])
+    check_dirs_exist([p["image_root"], p["sem_seg_root"], instance_root], "ADE20K panoptic (prepare)", _HINT)
+    stems = sorted(f[: -len(".jpg")] for f in os.listdir(p["image_root"]) if f.endswith(".jpg"))
+    for folder, what in ((p["sem_seg_root"], "semantic label"), (instance_root, "instance")):
+        missing = [s for s in stems if not os.path.isfile(os.path.join(folder, s + ".png"))]
+        if missing:
+            raise DataError(f"{len(missing)} of {len(stems)} images have no {what} PNG under '{folder}', e.g. "
+                            f"{missing[:5]}. {_HINT}", file_name=os.path.join(folder, missing[0] + ".png"))
+    os.makedirs(p["panoptic_root"], exist_ok=True)
+    images, panoptic, instances = [], [], []
+    for stem in stems:
+        height, width = read_image_size(os.path.join(p["image_root"], stem + ".jpg"))
+        ids, segments_info, objects = _convert_image(os.path.join(p["sem_seg_root"], stem + ".png"),
+                                                     os.path.join(instance_root, stem + ".png"))
+        if ids.shape != (height, width):
+            raise DataError(f"The labels are {ids.shape} but the image is {(height, width)}.",
+                            file_name=os.path.join(p["sem_seg_root"], stem + ".png"))
+        atomic_write_bytes(os.path.join(p["panoptic_root"], stem + ".png"), _segment_ids_png(ids))
+        images.append({"id": stem, "file_name": stem + ".jpg", "height": height, "width": width})
+        panoptic.append({"image_id": stem, "file_name": stem + ".png", "segments_info": segments_info})
+        first = len(instances) + 1
+        instances.extend({"id": first + k, "image_id": stem, **obj} for k, obj in enumerate(objects))
+    atomic_write_json(p["panoptic_json"], {"images": images, "annotations": panoptic,
+                                           "categories": [dict(c) for c in ADE20K_PANOPTIC_CATEGORIES]})
+    atomic_write_json(p["json_file"], {"images": images, "annotations": instances, "categories": [
+        {"id": k, "name": name} for k, name in zip(ADE20K_THING_IDS, ADE20K_INSTANCE_CLASSES, strict=True)]})
+    logger.info(f"Wrote {p['panoptic_json']} and {p['json_file']} ({len(images)} images)")
+    return len(images)
 
 
 def register_all_ade20k_panoptic(datasets_root: str) -> None:
