@@ -1,7 +1,10 @@
 """Mask2Former's ``coco_2017_{train,val}_panoptic_with_sem_seg``: a tiny tree laid out like COCO 2017 (8x8 images,
-panoptic json + PNGs, panoptic_semseg_*2017 label PNGs); exact records, class metadata from the json, errors."""
+panoptic json + PNGs, panoptic_semseg_*2017 label PNGs); exact records, class metadata from the json, errors; and
+datasets/prepare_coco_semantic_from_panoptic.py writing those label PNGs (hand-written labels)."""
+import importlib.util
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -9,6 +12,10 @@ from PIL import Image
 
 from seg_research.data import DataError, DatasetCatalog, MetadataCatalog
 from seg_research.data.datasets.builtin import register_all_coco_panoptic_with_sem_seg
+from seg_research.data.datasets.panoptic_sem_seg import semantic_labels
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "datasets",
+                      "prepare_coco_semantic_from_panoptic.py")
 
 #: a thing with id 1, stuff with ids 92 and 184 (COCO's "person", "banner", "tree-merged"), listed unsorted
 CATEGORIES = [{"id": 184, "name": "tree-merged", "isthing": 0, "color": [0, 255, 0]},
@@ -85,5 +92,28 @@ def test_missing_semantic_pngs_say_how_to_make_them(registered):
     panoptic_json.write_text(text)
     os.remove(coco / "panoptic_semseg_val2017" / "000000000285.png")
     with pytest.raises(DataError, match=r"1 of 2 COCO panoptic with semantic labels semantic label PNGs do not "
-                                        r"exist: '.*000000000285.png'.*prepare_coco_semantic_annos_from_panoptic"):
+                                        r"exist: '.*000000000285.png'.*prepare_coco_semantic_from_panoptic.py"):
         DatasetCatalog.get("coco_2017_val_panoptic_with_sem_seg")
+
+
+def test_semantic_labels_of_a_segment_map():
+    ids = np.array([[0, 3, 3], [5, 5, 9]])
+    # segment 3 -> class 2, segment 5 -> class 0; 9 is not listed and 0 is void: both 255
+    np.testing.assert_array_equal(semantic_labels(ids, [3, 5], [2, 0]), [[255, 2, 2], [0, 0, 255]])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_prepare_script_writes_the_labels_that_load(registered, workers):
+    coco = write_coco(registered)
+    expected = {p.name: np.asarray(Image.open(p)) for p in (coco / "panoptic_semseg_val2017").iterdir()}
+    shutil.rmtree(coco / "panoptic_semseg_val2017")
+    spec = importlib.util.spec_from_file_location("prepare_coco_semantic_from_panoptic", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--coco-dir", str(coco), "--splits", "val", "--workers", str(workers)]) == 0
+    written = {p.name: np.asarray(Image.open(p)) for p in (coco / "panoptic_semseg_val2017").iterdir()}
+    assert sorted(written) == sorted(expected) == ["000000000139.png", "000000000285.png"]
+    for name, labels in expected.items():  # the hand-written labels of write_coco: tree 2, person 0, void 255
+        assert written[name].dtype == np.uint8
+        np.testing.assert_array_equal(written[name], labels)
+    assert len(DatasetCatalog.get("coco_2017_val_panoptic_with_sem_seg")) == 2

@@ -29,7 +29,6 @@ instance json) and ``ade20k_instance_{train,val}`` (``evaluator_type="coco"``).
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -40,8 +39,8 @@ from pycocotools import mask as mask_utils
 
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 from seg_research.data.errors import DataError
-from seg_research.data.image_io import read_image_size, read_sem_seg
-from seg_research.utils.file_io import atomic_write_bytes, atomic_write_json
+from seg_research.data.image_io import read_image_size, read_sem_seg, write_panoptic_ids
+from seg_research.utils.file_io import atomic_write_json
 
 from .ade20k import ADE20K_LABEL_MAP, ADE20K_SEM_SEG_CLASSES
 from .coco import load_coco_json
@@ -156,14 +155,6 @@ def load_ade20k_instance(ade_root: str, split: str, dataset_name: Optional[str] 
     return load_coco_json(p["json_file"], p["image_root"], dataset_name)
 
 
-def _segment_ids_png(ids: np.ndarray) -> bytes:
-    """A COCO panoptic PNG of the (H, W) segment ids: R + 256 G + 256² B."""
-    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _bbox(mask: np.ndarray) -> List[int]:
     """XYWH box (absolute pixels, inclusive extent) of a non-empty boolean mask."""
     ys, xs = np.nonzero(mask)
@@ -247,7 +238,7 @@ def prepare_ade20k_panoptic(ade_root: str, split: str) -> int:
         if ids.shape != (height, width):
             raise DataError(f"The labels are {ids.shape} but the image is {(height, width)}.",
                             file_name=os.path.join(p["sem_seg_root"], stem + ".png"))
-        atomic_write_bytes(os.path.join(p["panoptic_root"], stem + ".png"), _segment_ids_png(ids))
+        write_panoptic_ids(os.path.join(p["panoptic_root"], stem + ".png"), ids)
         images.append({"id": stem, "file_name": stem + ".jpg", "height": height, "width": width})
         panoptic.append({"image_id": stem, "file_name": stem + ".png", "segments_info": segments_info})
         first = len(instances) + 1

@@ -217,10 +217,8 @@ def register_all_coco_panoptic(root: str) -> None:
 
 _COCO_SEMSEG_HINT = ("Unpack COCO 2017's images ({train,val}2017.zip) and panoptic annotations "
                      "(panoptic_annotations_trainval2017.zip, with the PNG zips inside it) into $SEG_DATASETS/coco, and "
-                     "make the semantic label PNGs panoptic_semseg_{train,val}2017/ from the panoptic annotations with "
-                     "Mask2Former's datasets/prepare_coco_semantic_annos_from_panoptic_annos.py (pip install "
-                     "git+https://github.com/cocodataset/panopticapi.git; DETECTRON2_DATASETS=$SEG_DATASETS); "
-                     "see datasets/README.md.")
+                     "make the semantic label PNGs panoptic_semseg_{train,val}2017/ with "
+                     "python datasets/prepare_coco_semantic_from_panoptic.py (see datasets/README.md).")
 
 
 def _load_coco_panoptic_with_sem_seg(name: str, image_root: str, panoptic_root: str, panoptic_json: str,

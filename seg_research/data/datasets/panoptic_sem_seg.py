@@ -5,6 +5,9 @@ Each record is a :func:`~.coco_panoptic.load_coco_panoptic_json` record plus ``s
 the label PNG named like the record's panoptic PNG under a semantic root, so that one dataset feeds the
 panoptic, instance and semantic evaluation of one model.
 
+:func:`write_semantic_from_panoptic` makes such label PNGs from a COCO panoptic json and its PNGs
+(``datasets/prepare_coco_semantic_from_panoptic.py`` for COCO's ``panoptic_semseg_*2017``).
+
 Class ids follow Mask2Former's **in-order** convention (:func:`panoptic_metadata_in_order`): the
 contiguous id of a category is its position in the dataset's category list, things and stuff alike,
 so the semantic labels, the segments' ``category_id`` and the official checkpoints' classifier rows
@@ -13,17 +16,27 @@ Mapillary Vistas (things and stuff interleaved) it does not, and thing ids are t
 """
 from __future__ import annotations
 
+import io
+import multiprocessing
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
 
 from seg_research.data.errors import DataError
+from seg_research.data.image_io import read_panoptic_ids
+from seg_research.utils.file_io import atomic_write_bytes
 
-from .coco_panoptic import load_coco_panoptic_json
+from .coco import read_json
+from .coco_panoptic import load_coco_panoptic_json, panoptic_annotations
 from .paths import check_dirs_exist, check_files_exist, resolve_under_root
 
-__all__ = ["panoptic_metadata_in_order", "load_panoptic_with_sem_seg"]
+__all__ = ["panoptic_metadata_in_order", "load_panoptic_with_sem_seg", "semantic_labels",
+           "write_semantic_from_panoptic"]
+
+#: (panoptic PNG, output PNG, segment ids, the label of each) of one image
+_Job = Tuple[str, str, List[int], List[int]]
 
 
 def panoptic_metadata_in_order(categories: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
@@ -86,3 +99,70 @@ def load_panoptic_with_sem_seg(panoptic_json: str, image_root: str, panoptic_roo
                       f"Each panoptic PNG needs a label PNG of the same name under '{sem_seg_root}'. {hint}",
                       source=panoptic_json)
     return records
+
+
+def semantic_labels(segment_ids_map: np.ndarray, segment_ids: Sequence[int], labels: Sequence[int]) -> np.ndarray:
+    """Per-pixel class labels of a panoptic segment-id map.
+
+    Args:
+        segment_ids_map: (H, W) integer segment ids (:func:`~seg_research.data.image_io.read_panoptic_ids`), 0 void.
+        segment_ids: the image's segment ids; ``labels``: the class label (0..254) of each.
+
+    Returns:
+        uint8 (H, W): each pixel's segment label, 255 for void and for ids not in ``segment_ids``.
+    """
+    label_of = dict(zip((int(i) for i in segment_ids), (int(v) for v in labels), strict=True))
+    present, inverse = np.unique(segment_ids_map, return_inverse=True)
+    lookup = np.array([label_of.get(int(i), 255) if i else 255 for i in present], dtype=np.uint8)
+    return lookup[inverse].reshape(segment_ids_map.shape)
+
+
+def _write_labels(job: _Job) -> None:
+    png, output, segment_ids, labels = job
+    buffer = io.BytesIO()
+    Image.fromarray(semantic_labels(read_panoptic_ids(png), segment_ids, labels)).save(buffer, format="PNG")
+    atomic_write_bytes(output, buffer.getvalue())
+
+
+def write_semantic_from_panoptic(panoptic_json: str, panoptic_root: str, output_root: str,
+                                 label_of_category: Mapping[int, int], workers: int = 2) -> int:
+    """Write one uint8 label PNG per panoptic PNG of ``panoptic_json`` (same file name, under ``output_root``):
+    each pixel gets the label of its segment's category (``label_of_category``), 255 where void.
+
+    For COCO's ``panoptic_semseg_*2017`` (Mask2Former's semantic labels of the panoptic datasets) the labels are
+    the standard convention's ids, ``panoptic_metadata(categories)["stuff_dataset_id_to_contiguous_id"]``:
+    the 133 classes, things first, as Mask2Former's ``prepare_coco_semantic_annos_from_panoptic_annos.py``.
+
+    Args:
+        workers: processes converting images (0: in this process).
+
+    Returns:
+        the number of PNGs written.
+
+    Raises:
+        DataError: a malformed json, a segment whose category has no label, a missing or unreadable PNG.
+    """
+    data = read_json(panoptic_json)
+    if not isinstance(data, dict):
+        raise DataError("Not a COCO panoptic json (expected an object with 'annotations').", file_name=panoptic_json)
+    jobs: List[_Job] = []
+    for image_id, ann in panoptic_annotations(data, panoptic_json).items():
+        segments = ann["segments_info"]
+        unknown = sorted({s["category_id"] for s in segments} - set(label_of_category))
+        if unknown:
+            raise DataError(f"segments_info has category_id(s) {unknown} without a label. Fix the json or the labels.",
+                            file_name=panoptic_json, record=image_id)
+        jobs.append((resolve_under_root(panoptic_root, ann["file_name"], record=image_id),
+                     resolve_under_root(output_root, ann["file_name"], record=image_id),
+                     [int(s["id"]) for s in segments], [int(label_of_category[s["category_id"]]) for s in segments]))
+    check_files_exist([job[0] for job in jobs], "panoptic PNGs listed in the json",
+                      f"Check the panoptic PNG folder '{panoptic_root}'.", source=panoptic_json)
+    os.makedirs(output_root, exist_ok=True)
+    if workers <= 0 or len(jobs) <= 1:
+        for job in jobs:
+            _write_labels(job)
+    else:
+        with multiprocessing.Pool(min(workers, len(jobs))) as pool:
+            for _ in pool.imap_unordered(_write_labels, jobs, chunksize=16):
+                pass
+    return len(jobs)
