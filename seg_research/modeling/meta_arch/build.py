@@ -25,7 +25,9 @@ def build_model(cfg) -> nn.Module:
     here: use :class:`seg_research.checkpoint.Checkpointer`. A config that turns on a detectron2
     feature seg_research lacks (RetinaNet, keypoints, cascade, deformable convs, ...) fails here,
     naming the key (``config.unsupported``). With ``MODEL.COMPILE.ENABLED`` the parts of
-    ``MODEL.COMPILE.PARTS`` are compiled in place (:func:`seg_research.modeling.compile.compile_model`)."""
+    ``MODEL.COMPILE.PARTS`` are compiled in place (:func:`seg_research.modeling.compile.compile_model`).
+    A model that runs channels-last on the CPU (``channels_last_on_cpu``) gets its conv weights in that
+    layout too (values and state-dict keys unchanged)."""
     check_supported(cfg)
     name = cfg.MODEL.META_ARCHITECTURE
     if name not in META_ARCH_REGISTRY:
@@ -34,7 +36,12 @@ def build_model(cfg) -> nn.Module:
             f"{sorted(k for k, _ in META_ARCH_REGISTRY)}. A project must be imported before building its model."
         )
     model = META_ARCH_REGISTRY.get(name)(cfg)
-    model.to(torch.device(cfg.MODEL.DEVICE))
+    device = torch.device(cfg.MODEL.DEVICE)
+    model.to(device)
+    if getattr(model, "channels_last_on_cpu", False) and device.type == "cpu":
+        # conv weights in the activations' layout: oneDNN otherwise reorders each weight (and its
+        # gradient) at every call, 5-25% of a CPU train step (benchmarks/README.md, mixed precision)
+        model.to(memory_format=torch.channels_last)
     if cfg.MODEL.COMPILE.ENABLED:
         compile_model(model, cfg.MODEL.COMPILE.PARTS, cfg.MODEL.COMPILE.MODE)
     logging.getLogger(__name__).info(f"Built model {name} with {sum(p.numel() for p in model.parameters())} parameters")
