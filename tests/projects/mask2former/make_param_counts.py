@@ -11,13 +11,15 @@ merge and that nothing of ours changes what they leave at the defaults), it merg
 Swin calls ``.item()`` while building, which the meta device cannot do) and writes
 ``fixtures/param_counts.json.gz``: config path (relative to ``configs/``) -> number of parameters,
 trainable parameters, parameters under each top-level child (``backbone``, ``sem_seg_head``), the
-number of entries of its ``state_dict`` (parameters and buffers), and ``config``: every key whose merged
-value differs from the defaults, with that value (so the tests see that our copies of the files, and
-our config, give upstream's values; ``!!python/object/apply:eval`` lists included).
+number of entries of its ``state_dict`` (parameters and buffers), ``layout``: the id of its state_dict's
+names and shapes in ``"layouts"`` (configs that differ only in training settings share one), and ``config``:
+every key whose merged value differs from the defaults, with that value (so the tests see that our copies of
+the files, and our config, give upstream's values; ``!!python/object/apply:eval`` lists included).
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import sys
@@ -47,7 +49,7 @@ def _flat(node, prefix: str = "") -> dict:
     return out
 
 
-def count(config: str) -> dict:
+def count(config: str, layouts: dict) -> dict:
     import torch
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
@@ -64,7 +66,11 @@ def count(config: str) -> dict:
     cfg.MODEL.WEIGHTS = ""
     with torch.no_grad():
         model = build_model(cfg)
+    shapes = {name: list(value.shape) for name, value in model.state_dict().items()}
+    layout = hashlib.sha1(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:12]
+    layouts[layout] = shapes
     return {
+        "layout": layout,
         "num_params": sum(p.numel() for p in model.parameters()),
         "num_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "children": {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()},
@@ -78,15 +84,15 @@ def main() -> None:
 
     torch.set_num_threads(1)
     configs = image_configs(UPSTREAM_CONFIGS)
-    counts = {}
+    counts, layouts = {}, {}
     for config in configs:
-        counts[config] = count(config)
+        counts[config] = count(config, layouts)
         print(f"{config}: {counts[config]['num_params']:,}", file=sys.stderr)
     os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
-    with gzip.open(FIXTURE, "wt") as f:
-        json.dump(counts, f, indent=1, sort_keys=True)
-        f.write("\n")
-    print(f"{FIXTURE}: {len(counts)} configs")
+    text = json.dumps({"configs": counts, "layouts": layouts}, indent=1, sort_keys=True) + "\n"
+    with gzip.GzipFile(FIXTURE, "wb", mtime=0) as f:  # mtime=0: the same bytes for the same counts
+        f.write(text.encode())
+    print(f"{FIXTURE}: {len(counts)} configs, {len(layouts)} state_dict layouts")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Upstream Mask2Former's 57 image configs ship under ``configs/`` with upstream's relative paths; each
 merges into ``get_cfg()`` + ``add_deeplab_config`` + ``add_maskformer2_config`` with upstream's values
-and builds upstream's model: its parameter count, per top-level part too (``fixtures/param_counts.json.gz``,
-made by ``make_param_counts.py`` with upstream's code in the reference environment).
+and builds upstream's model: its parameter count, per top-level part too, and its state_dict's names and
+shapes, so that the official checkpoint of each config fills ours exactly as it fills upstream's
+(``fixtures/param_counts.json.gz``, made by ``make_param_counts.py`` with upstream's code in the reference
+environment).
 
 The models are built on the meta device (shapes only): 57 models, 9 of them Swin-L (215M parameters),
 would otherwise allocate ~20 GB one after the other. No dataset is registered or read: building a model
@@ -11,11 +13,13 @@ import gzip
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from seg_research import model_zoo
+from seg_research.checkpoint import Checkpointer
 from seg_research.config import get_cfg
 from seg_research.modeling import build_model
 from seg_research.projects.deeplab import add_deeplab_config
@@ -24,7 +28,8 @@ from seg_research.projects.mask2former import add_maskformer2_config
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 with gzip.open(os.path.join(HERE, "fixtures", "param_counts.json.gz"), "rt") as _f:
-    UPSTREAM = json.load(_f)
+    _FIXTURE = json.load(_f)
+UPSTREAM, LAYOUTS = _FIXTURE["configs"], _FIXTURE["layouts"]
 #: upstream's image configs (every YAML under its configs/ but youtubevis_*), Base-*.yaml included
 FOLDERS = ("coco", "ade20k", "cityscapes", "mapillary-vistas")
 
@@ -69,6 +74,13 @@ def test_config_merges_with_upstreams_values_and_builds_upstreams_model(name):
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == reference["num_trainable"]
     parts = {n: sum(p.numel() for p in c.parameters()) for n, c in model.named_children()}
     assert {n: c for n, c in parts.items() if c} == {n: c for n, c in reference["children"].items() if c}
+    ours = {name: list(value.shape) for name, value in model.state_dict().items()}
+    theirs = LAYOUTS[reference["layout"]]
+    # upstream's names as our Checkpointer reads them from a checkpoint (detectron2's ResNet names converted)
+    checkpoint = {k: np.broadcast_to(np.float32(0), shape) for k, shape in theirs.items()}
+    theirs = {k: list(v.shape) for k, v in Checkpointer(model)._convert_foreign_layout(checkpoint, name).items()}
+    assert sorted(set(ours) ^ set(theirs)) == []
+    assert {k: (s, theirs[k]) for k, s in ours.items() if s != theirs[k]} == {}
 
 
 def test_measured_counts_of_the_fixture():
