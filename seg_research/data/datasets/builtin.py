@@ -7,7 +7,9 @@ Shapes (generated on first use under ``get_datasets_root()/shapes``):
   4..6, 255 ignore), ``evaluator_type="sem_seg"``;
 * ``shapes_{train,val}_panoptic``: COCO panoptic, standard metadata convention;
 * ``shapes_{train,val}_panoptic_separated``: instances + stuff labels (0 = things,
-  1..3 = sky/ground/water) + panoptic, separated convention.
+  1..3 = sky/ground/water) + panoptic, separated convention;
+* ``shapes_{train,val}_panoptic_with_sem_seg``: the ``_panoptic`` records with ``sem_seg_file_name``
+  (Mask2Former's evaluation set: PQ, AP and mIoU from one dataset).
 
 Metadata is set here without touching the disk; a split is generated when its dataset
 dicts are first requested. Split sizes come from ``SEG_SHAPES_TRAIN`` (default 400),
@@ -130,7 +132,7 @@ def _generate_on_first_use(name: str, root: str, split: str) -> None:
 
 
 def register_all_shapes(root: str) -> None:
-    """Register the 8 Shapes datasets (module doc) with their files under ``root/shapes``."""
+    """Register the 10 Shapes datasets (module doc) with their files under ``root/shapes``."""
     shapes = os.path.join(root, "shapes")
     standard = panoptic_metadata(CATEGORIES)
     separated = panoptic_metadata(CATEGORIES, separated=True)
@@ -153,7 +155,17 @@ def register_all_shapes(root: str) -> None:
                                instances_json)
         register_coco_panoptic_separated(f"{name}_panoptic", separated, image_root, panoptic_root, panoptic_json,
                                          os.path.join(shapes, f"panoptic_stuff_{split}"), instances_json)
-        for registered in (name, f"{name}_sem_seg", f"{name}_panoptic", f"{name}_panoptic_separated"):
+        # Mask2Former's evaluation set (as coco_2017_val_panoptic_with_sem_seg): the panoptic records plus
+        # the semantic label PNGs, whose ids are the standard convention's contiguous ids
+        register_coco_panoptic(f"{name}_panoptic_with_sem_seg", standard, image_root, panoptic_root,
+                               panoptic_json, instances_json)
+        DatasetCatalog.remove(f"{name}_panoptic_with_sem_seg")
+        DatasetCatalog.register(f"{name}_panoptic_with_sem_seg", functools.partial(
+            load_panoptic_with_sem_seg, panoptic_json, image_root, panoptic_root, sem_seg_root, standard,
+            f"Shapes {split} panoptic with semantic labels", "Delete the shapes folder to regenerate it."))
+        MetadataCatalog.get(f"{name}_panoptic_with_sem_seg").set(sem_seg_root=sem_seg_root)
+        for registered in (name, f"{name}_sem_seg", f"{name}_panoptic", f"{name}_panoptic_separated",
+                           f"{name}_panoptic_with_sem_seg"):
             _generate_on_first_use(registered, root, split)
 
 
