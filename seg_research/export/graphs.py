@@ -5,10 +5,11 @@ and every data-dependent count (proposals, detections, 0 included) carried by te
 The model's own inference keeps Python ints, ``Instances`` and CPU fast paths (the sparse
 multi-level RoIAlign, the fused mask predictor, NMS variants chosen by box count) that a tracer
 would freeze at the sample image. The functions here run the same computations on the model's
-own modules and weights with ops that ``torch.jit.trace``, ``torch.jit.script`` (its tracing of
-the dense parts aside) and ``torch.onnx.export`` record exactly: torchvision's ``roi_align`` and
-``nms`` (ONNX ``RoiAlign``, ``NonMaxSuppression``), ``nonzero`` for data-dependent selections.
-tests/export checks them against the model's outputs.
+own modules and weights with ops that ``torch.jit.trace`` and ``torch.onnx.export`` record
+exactly: torchvision's ``roi_align`` and ``nms`` (ONNX ``RoiAlign``, ``NonMaxSuppression``),
+``nonzero`` for data-dependent selections. The selection steps are tensor-only functions that
+``torch.jit.script`` also compiles (:mod:`.scripting`). tests/export checks them against the
+model's outputs.
 
 Outputs are on the network input (the resized image before padding); bringing them to the
 original image size (box scaling, mask pasting, semantic resizing, panoptic fusion) is the
