@@ -23,6 +23,7 @@ from seg_research.solver import build_optimizer
 
 from .coco_eval import bench_coco_eval
 from .inputs import Sample, ours_input, samples_from_loader, synthetic_image_size, synthetic_samples, torchvision_input
+from .mask2former import bench_mask2former
 from .pq_eval import bench_pq
 from .records import Timer, base_record, metrics_agreement
 from .runtimes import bench_runtimes
@@ -286,6 +287,6 @@ def bench_eval(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
 
 
 BENCHMARKS = {"train": bench_train, "inference": bench_inference, "data": bench_data, "eval": bench_eval,
-              "coco-eval": bench_coco_eval, "pq": bench_pq}
+              "coco-eval": bench_coco_eval, "pq": bench_pq, "mask2former": bench_mask2former}
 #: The tasks that generate their problem (no config; ``cfg`` is None) and their default ``--num-images``.
-GENERATED_TASKS = {"coco-eval": 5000, "pq": 200}
+GENERATED_TASKS = {"coco-eval": 5000, "pq": 200, "mask2former": 2}  # mask2former: images per training batch

@@ -5,6 +5,7 @@ a generated problem.
     python tools/benchmark.py --config-file F --task train|inference|data|eval [--iters N]
         [--warmup W] [--json OUT] [--compare torchvision] [--precision fp32 bf16 fp16] KEY VALUE ...
     python tools/benchmark.py --task coco-eval|pq [--num-images N] [--iters N] [--warmup W] [--json OUT]
+    python tools/benchmark.py --task mask2former [--num-images B] [--iters N] [--warmup W] [--json OUT]
 
 Each run prints one JSON line per implementation (also appended to ``--json OUT``) with
 ``impl``, ``task``, ``config``, ``median_s``/``min_s``/``max_s`` over ``n`` timed repetitions,
@@ -40,6 +41,11 @@ untimed (``generation_s``):
   panoptic image pairs (~20 segments each) with each installed PQ backend (hotcoco on its rayon
   threads, ``RAYON_NUM_THREADS``; ours), alternating, one record each (``pq_backend``, ``pq_threads``,
   ``metrics_equal`` against ours), and the floor: decoding their PNGs with our reader only.
+
+- ``mask2former`` (:mod:`benchmarks.mask2former`): Mask2Former R50 train step (``--num-images`` per batch,
+  default 2) and inference beside Panoptic FPN R50 on the same 512 px images, alternating; then
+  MSDeformAttn forward + backward, ours against upstream's PyTorch path (where installed) or the same
+  ``grid_sample`` formula.
 
 ``--precision`` (train, inference) times each listed precision, alternating them step by step
 from the same weights: ``fp32``, or the forward pass under ``torch.autocast`` to ``bf16`` /
