@@ -90,3 +90,77 @@ def bench_runtimes(args, cfg, timer: Timer, samples: Sequence[Sample]) -> List[D
             record["ratio_to_torch"] = round(summary["median_s"] / torch_median, 3)
         records.append(record)
     return records
+
+
+# ----------------------------------------------------------------------------- profile
+def onnxruntime_op_profile(model_dir: str, inputs: Sequence[np.ndarray], threads: int = 1) -> Dict[str, float]:
+    """Milliseconds per image by ONNX op type (onnxruntime's own profiler) over ``inputs``
+    (network inputs), largest first."""
+    import json
+
+    from seg_research.export.runtime import ONNX_FILE, make_session
+
+    session = make_session(os.path.join(model_dir, ONNX_FILE), threads, profile=True)
+    name = session.get_inputs()[0].name
+    for net_input in inputs:
+        session.run(None, {name: net_input})
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    totals: Dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            totals[op] = totals.get(op, 0.0) + event["dur"] / 1e3 / len(inputs)
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def torch_op_profile(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Dict[str, float]:
+    """Milliseconds per image by aten op (self CPU time, ``torch.profiler``) of the model's
+    inference with post-processing over ``inputs``, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        for image in inputs:
+            model([{"image": image}])
+    totals = {e.key: e.self_cpu_time_total / 1e3 / len(inputs) for e in prof.key_averages()}
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def main() -> None:
+    """``python -m benchmarks.runtimes --config-file F --model DIR [--num-images N] KEY VALUE ...``:
+    per-op time of the PyTorch model and of its ONNX export (``DIR`` from tools/export_model.py) on
+    the first images of DATASETS.TEST[0], one thread each: where inference time goes in each runtime."""
+    import argparse
+    import json
+
+    import seg_research.data.datasets.builtin  # noqa: F401  (registers builtin datasets)
+    from seg_research.config import get_cfg
+    from seg_research.data.build import build_detection_test_loader
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--config-file", required=True)
+    parser.add_argument("--model", required=True, help="export folder with model.onnx")
+    parser.add_argument("--num-images", type=int, default=10)
+    parser.add_argument("--top", type=int, default=8, help="ops listed per runtime")
+    parser.add_argument("opts", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cfg = get_cfg()
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    model = build_model(cfg).eval()
+    if cfg.MODEL.WEIGHTS:
+        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
+    loader = iter(build_detection_test_loader(cfg, cfg.DATASETS.TEST[0]))
+    images = [next(loader)[0]["image"].to(torch.float32) for _ in range(args.num_images)]
+    model([{"image": images[0]}])  # warm-up
+    for name, ops in (("torch", torch_op_profile(model, images)),
+                      ("onnxruntime", onnxruntime_op_profile(args.model, [np.ascontiguousarray(i.numpy())
+                                                                          for i in images]))):
+        total = sum(ops.values())
+        top = {op: round(ms, 2) for op, ms in list(ops.items())[: args.top]}
+        print(json.dumps({"runtime": name, "ms_per_image": round(total, 2), "top_ops_ms": top}))
+
+
+if __name__ == "__main__":
+    main()

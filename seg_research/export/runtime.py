@@ -231,13 +231,16 @@ def postprocess(raw: Dict[str, np.ndarray], metadata: Dict[str, Any], input_size
     return outputs
 
 
-def make_session(path: str, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None) -> Any:
+def make_session(path: str, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None,
+                 profile: bool = False) -> Any:
     """An ``onnxruntime.InferenceSession`` with all graph optimisations; ``threads`` sets the
-    intra-op thread count (None: onnxruntime's default, one per core)."""
+    intra-op thread count (None: onnxruntime's default, one per core); ``profile`` turns on
+    onnxruntime's profiler (``session.end_profiling()`` writes its JSON)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_profiling = profile
     if threads:
         options.intra_op_num_threads = threads
     return onnxruntime.InferenceSession(path, options, providers=list(providers or ["CPUExecutionProvider"]))

@@ -34,3 +34,24 @@ def test_runtimes_are_timed_on_the_same_images_with_their_ratio(tmp_path):
         assert record["image_size"] == records[0]["image_size"]
         assert record["ratio_to_torch"] == round(record["median_s"] / records[0]["median_s"], 3)
     assert records[2]["ort_threads"] == 1 and records[1]["export_s"] > 0
+
+
+@pytest.mark.slow
+def test_op_profiles_of_both_runtimes(tmp_path):
+    import numpy as np
+    import torch
+
+    from benchmarks.runtimes import onnxruntime_op_profile, torch_op_profile
+    from seg_research.export.runtime import ONNX_FILE
+
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    torch.onnx.export(conv, (torch.zeros(1, 3, 8, 8),), dynamo=True).save(str(tmp_path / ONNX_FILE))
+    ops = onnxruntime_op_profile(str(tmp_path), [np.zeros((1, 3, 8, 8), np.float32)] * 2)
+    assert "Conv" in ops and all(ms >= 0 for ms in ops.values())
+
+    class Model(torch.nn.Module):  # the model I/O contract: a list of {"image": ...}
+        def forward(self, inputs):
+            return [conv(x["image"][None]) for x in inputs]
+
+    ops = torch_op_profile(Model(), [torch.zeros(3, 8, 8)] * 2)
+    assert any("conv" in op for op in ops) and list(ops.values()) == sorted(ops.values(), reverse=True)
