@@ -27,7 +27,7 @@ import torch
 
 import seg_research.data.datasets.builtin  # noqa: F401  (registers builtin datasets)
 from seg_research.config import CfgNode, get_cfg
-from seg_research.data import DatasetCatalog
+from seg_research.data import DataError, DatasetCatalog
 from seg_research.data.detection_utils import read_image
 from seg_research.engine import DefaultPredictor, DefaultTrainer
 from seg_research.export import (
@@ -78,7 +78,11 @@ def sample_input(cfg: CfgNode, path: Optional[str]) -> torch.Tensor:
     if path is None:
         if not cfg.DATASETS.TEST:
             raise SystemExit("DATASETS.TEST is empty: pass --sample-image FILE to trace with.")
-        path = DatasetCatalog.get(cfg.DATASETS.TEST[0])[0]["file_name"]
+        try:
+            path = DatasetCatalog.get(cfg.DATASETS.TEST[0])[0]["file_name"]
+        except (DataError, OSError, KeyError, IndexError) as e:
+            raise SystemExit(f"No sample image from DATASETS.TEST[0] '{cfg.DATASETS.TEST[0]}' ({e}); "
+                             "pass --sample-image FILE (any image: it only drives the trace).") from e
     image = read_image(path, format="BGR")
     resize = ({"short_edge": cfg.INPUT.MIN_SIZE_TEST, "max_size": cfg.INPUT.MAX_SIZE_TEST}
               if cfg.INPUT.MIN_SIZE_TEST > 0 else None)
