@@ -237,7 +237,7 @@ def test_split_params_from_environment(monkeypatch):
 
 
 BUILTIN = [f"shapes_{s}{suffix}" for s in ("train", "val")
-           for suffix in ("", "_sem_seg", "_panoptic", "_panoptic_separated")]
+           for suffix in ("", "_sem_seg", "_panoptic", "_panoptic_separated", "_panoptic_with_sem_seg")]
 
 
 @pytest.fixture
@@ -276,3 +276,5 @@ def test_builtin_registration_is_lazy_then_generates(tmp_path, monkeypatch, buil
     assert (record["height"], record["width"]) == (48, 64)
     assert record["sem_seg_file_name"] == f"{shapes}/panoptic_stuff_val/000000.png"
     assert {"annotations", "segments_info", "pan_seg_file_name"} <= record.keys()
+    with_sem = DatasetCatalog.get("shapes_val_panoptic_with_sem_seg")[0]  # Mask2Former's: panoptic + semantic labels
+    assert with_sem["sem_seg_file_name"] == f"{shapes}/sem_seg_val/000000.png" and "segments_info" in with_sem

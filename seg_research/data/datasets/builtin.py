@@ -132,7 +132,7 @@ def _generate_on_first_use(name: str, root: str, split: str) -> None:
 
 
 def register_all_shapes(root: str) -> None:
-    """Register the 10 Shapes datasets (module doc) with their files under ``root/shapes``."""
+    """Register the 12 Shapes datasets (module doc) with their files under ``root/shapes``."""
     shapes = os.path.join(root, "shapes")
     standard = panoptic_metadata(CATEGORIES)
     separated = panoptic_metadata(CATEGORIES, separated=True)
