@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import sys
@@ -239,7 +240,7 @@ class DefaultTrainer(TrainerBase):
             # Before checkpointing and evaluation, so that both see the recomputed statistics;
             # its own loader, so that the training stream's position (and --resume) is unaffected.
             ret.append(hooks.PreciseBN(cfg.TEST.EVAL_PERIOD, self.model,
-                                       self.build_train_loader(cfg, 0, self.data_stream.seed + 1),
+                                       self._build_train_loader_at(0, self.data_stream.seed + 1),
                                        cfg.TEST.PRECISE_BN.NUM_ITER))
         periodic = [hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD)] \
             if comm.is_main_process() else []
@@ -276,9 +277,20 @@ class DefaultTrainer(TrainerBase):
 
     def train(self) -> Optional[Dict[str, Any]]:
         """Train from ``start_iter`` to ``SOLVER.MAX_ITER``; returns the last evaluation results."""
-        self._trainer.data_loader = self.build_train_loader(self.cfg, self.start_iter, self.data_stream.seed)
+        self._trainer.data_loader = self._build_train_loader_at(self.start_iter, self.data_stream.seed)
         super().train(self.start_iter, self.max_iter)
         return getattr(self, "_last_eval_results", None)
+
+    def _build_train_loader_at(self, start_iter: int, seed: int):
+        """``build_train_loader(cfg, start_iter, seed)``; an override with detectron2's signature
+        ``build_train_loader(cls, cfg)`` (the Trainer of upstream projects' train_net.py) gets the config
+        alone: its stream starts at its first batch (cfg.SEED's), also when resuming."""
+        if len(inspect.signature(self.build_train_loader).parameters) >= 3:
+            return self.build_train_loader(self.cfg, start_iter, seed)
+        if start_iter:
+            logger.warning(f"{type(self).__name__}.build_train_loader(cfg) takes no start_iter: resuming at "
+                           f"iteration {start_iter} with the data stream from its beginning.")
+        return self.build_train_loader(self.cfg)
 
     def run_step(self) -> None:
         self._trainer.iter = self.iter
