@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type, Union
 
 import torch
 from fvcore.common.param_scheduler import (
@@ -99,13 +99,20 @@ def get_default_optimizer_params(
     return [{"params": params, "lr": lr, "weight_decay": decay} for (lr, decay), params in groups.items()]
 
 
-def maybe_add_gradient_clipping(cfg: CfgNode,
-                                optimizer_cls: Type[torch.optim.Optimizer]) -> Type[torch.optim.Optimizer]:
+def maybe_add_gradient_clipping(cfg: CfgNode, optimizer_cls: Union[Type[torch.optim.Optimizer], torch.optim.Optimizer]
+                                ) -> Union[Type[torch.optim.Optimizer], torch.optim.Optimizer]:
     """Return ``optimizer_cls``, or when ``SOLVER.CLIP_GRADIENTS.ENABLED`` a subclass
     ``<Name>WithGradientClip`` whose ``step`` first clips the gradients of all its
     parameters: CLIP_TYPE "value" clamps each element to ``[-CLIP_VALUE, CLIP_VALUE]``;
-    "norm" rescales so the total NORM_TYPE-norm is at most CLIP_VALUE."""
+    "norm" rescales so the total NORM_TYPE-norm is at most CLIP_VALUE.
+
+    Given an optimizer instance instead (as detectron2 allows, and upstream Mask2Former's train_net.py
+    passes), that instance is returned, made an instance of the clipping subclass."""
     clip = cfg.SOLVER.CLIP_GRADIENTS
+    if isinstance(optimizer_cls, torch.optim.Optimizer):
+        optimizer = optimizer_cls
+        optimizer.__class__ = maybe_add_gradient_clipping(cfg, type(optimizer))
+        return optimizer
     if not clip.ENABLED:
         return optimizer_cls
     clip_value, norm_type = float(clip.CLIP_VALUE), float(clip.NORM_TYPE)
