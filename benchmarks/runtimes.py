@@ -100,12 +100,14 @@ def onnxruntime_op_profile(model_dir: str, inputs: Sequence[np.ndarray], threads
 
     from seg_research.export.runtime import ONNX_FILE, make_session
 
-    session = make_session(os.path.join(model_dir, ONNX_FILE), threads, profile=True)
-    name = session.get_inputs()[0].name
-    for net_input in inputs:
-        session.run(None, {name: net_input})
-    with open(session.end_profiling()) as f:
-        events = json.load(f)
+    with tempfile.TemporaryDirectory() as folder:
+        session = make_session(os.path.join(model_dir, ONNX_FILE), threads,
+                               profile_prefix=os.path.join(folder, "onnxruntime_profile"))
+        name = session.get_inputs()[0].name
+        for net_input in inputs:
+            session.run(None, {name: net_input})
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
     totals: Dict[str, float] = {}
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):

@@ -232,15 +232,17 @@ def postprocess(raw: Dict[str, np.ndarray], metadata: Dict[str, Any], input_size
 
 
 def make_session(path: str, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None,
-                 profile: bool = False) -> Any:
+                 profile_prefix: Optional[str] = None) -> Any:
     """An ``onnxruntime.InferenceSession`` with all graph optimisations; ``threads`` sets the
-    intra-op thread count (None: onnxruntime's default, one per core); ``profile`` turns on
-    onnxruntime's profiler (``session.end_profiling()`` writes its JSON)."""
+    intra-op thread count (None: onnxruntime's default, one per core); ``profile_prefix`` turns on
+    onnxruntime's profiler (``session.end_profiling()`` writes ``<prefix>_<date>.json``)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.enable_profiling = profile
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     if threads:
         options.intra_op_num_threads = threads
     return onnxruntime.InferenceSession(path, options, providers=list(providers or ["CPUExecutionProvider"]))

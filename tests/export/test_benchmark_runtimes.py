@@ -48,6 +48,7 @@ def test_op_profiles_of_both_runtimes(tmp_path):
     torch.onnx.export(conv, (torch.zeros(1, 3, 8, 8),), dynamo=True).save(str(tmp_path / ONNX_FILE))
     ops = onnxruntime_op_profile(str(tmp_path), [np.zeros((1, 3, 8, 8), np.float32)] * 2)
     assert "Conv" in ops and all(ms >= 0 for ms in ops.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ONNX_FILE]  # the profiler's JSON was not left behind
 
     class Model(torch.nn.Module):  # the model I/O contract: a list of {"image": ...}
         def forward(self, inputs):
