@@ -16,7 +16,7 @@ from seg_research.structures import BitMasks, polygons_to_bitmask
 
 from .common import image_tensor, map_checked, read_checked_image
 
-__all__ = ["COCOInstanceNewBaselineDatasetMapper", "build_transform_gen"]
+__all__ = ["COCOInstanceNewBaselineDatasetMapper", "LargeScaleJitterMapper", "build_transform_gen"]
 
 
 def build_transform_gen(cfg, is_train: bool) -> List[T.Augmentation]:
@@ -37,18 +37,10 @@ def build_transform_gen(cfg, is_train: bool) -> List[T.Augmentation]:
     return augs
 
 
-class COCOInstanceNewBaselineDatasetMapper:
-    """Training mapper of Mask2Former's COCO instance segmentation recipe.
-
-    Returns the record with:
-
-    - ``image``: (C, S, S) uint8 tensor (S = the crop size; smaller images are padded with 128);
-    - ``padding_mask``: (S, S) bool tensor, True on the padding;
-    - ``instances`` (training): non-crowd instances left non-empty by the crop, with ``gt_classes``
-      (K,) int64, ``gt_masks`` (K, S, S) uint8 0/1 and ``gt_boxes`` (the masks' tight boxes, XYXY).
-
-    With ``is_train=False`` the annotations are dropped.
-    """
+class LargeScaleJitterMapper:
+    """What the two COCO large-scale-jitter mappers share: the augmentations of
+    :func:`build_transform_gen`, the image format, and the record-checking ``__call__``; subclasses
+    write ``_map`` (the record, not modified, to the model's input dict)."""
 
     @configurable
     def __init__(self, is_train: bool = True, *, tfm_gens: List[Union[T.Augmentation, T.Transform]],
@@ -71,6 +63,23 @@ class COCOInstanceNewBaselineDatasetMapper:
     def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
         """Map one record (not modified) to the model's input dict (see the class doc)."""
         return map_checked(self._map, dataset_dict)
+
+    def _map(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
+        raise NotImplementedError
+
+
+class COCOInstanceNewBaselineDatasetMapper(LargeScaleJitterMapper):
+    """Training mapper of Mask2Former's COCO instance segmentation recipe.
+
+    Returns the record with:
+
+    - ``image``: (C, S, S) uint8 tensor (S = the crop size; smaller images are padded with 128);
+    - ``padding_mask``: (S, S) bool tensor, True on the padding;
+    - ``instances`` (training): non-crowd instances left non-empty by the crop, with ``gt_classes``
+      (K,) int64, ``gt_masks`` (K, S, S) uint8 0/1 and ``gt_boxes`` (the masks' tight boxes, XYXY).
+
+    With ``is_train=False`` the annotations are dropped.
+    """
 
     def _map(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
         image = read_checked_image(dataset_dict, self.img_format)

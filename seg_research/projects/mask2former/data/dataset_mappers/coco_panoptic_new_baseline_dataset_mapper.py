@@ -1,25 +1,23 @@
 """COCOPanopticNewBaselineDatasetMapper: COCO panoptic records with large-scale jitter."""
 from __future__ import annotations
 
-import logging
-from typing import Any, Dict, List, Union
+from typing import Any, Dict
 
 import numpy as np
 import torch
 
-from seg_research.config import configurable
 from seg_research.data import detection_utils as utils
 from seg_research.data import transforms as T
 from seg_research.data.errors import DataError
 from seg_research.structures import BitMasks, Boxes
 
-from .coco_instance_new_baseline_dataset_mapper import build_transform_gen
-from .common import image_tensor, map_checked, mask_instances, read_checked_image
+from .coco_instance_new_baseline_dataset_mapper import LargeScaleJitterMapper
+from .common import image_tensor, mask_instances, read_checked_image
 
 __all__ = ["COCOPanopticNewBaselineDatasetMapper"]
 
 
-class COCOPanopticNewBaselineDatasetMapper:
+class COCOPanopticNewBaselineDatasetMapper(LargeScaleJitterMapper):
     """Training mapper of Mask2Former's COCO panoptic recipe (the large-scale jitter of
     :func:`build_transform_gen`).
 
@@ -27,28 +25,6 @@ class COCOPanopticNewBaselineDatasetMapper:
     of ``segments_info`` that is not a crowd, in its order, with ``gt_classes`` (K,) int64, ``gt_masks``
     (K, S, S) bool (segments cropped away stay, empty, as upstream) and ``gt_boxes`` (their tight boxes).
     """
-
-    @configurable
-    def __init__(self, is_train: bool = True, *, tfm_gens: List[Union[T.Augmentation, T.Transform]],
-                 image_format: str) -> None:
-        """
-        Args:
-            is_train: build the training targets.
-            tfm_gens: the augmentations (upstream's argument name).
-            image_format: "BGR", "RGB" or "L".
-        """
-        self.tfm_gens = T.AugmentationList(tfm_gens)
-        self.img_format = image_format
-        self.is_train = is_train
-        logging.getLogger(__name__).info(f"[{type(self).__name__}] Full TransformGens used in training: {tfm_gens}")
-
-    @classmethod
-    def from_config(cls, cfg, is_train: bool = True) -> Dict[str, Any]:
-        return {"is_train": is_train, "tfm_gens": build_transform_gen(cfg, is_train), "image_format": cfg.INPUT.FORMAT}
-
-    def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
-        """Map one record (not modified) to the model's input dict (see the class doc)."""
-        return map_checked(self._map, dataset_dict)
 
     def _map(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
         image = read_checked_image(dataset_dict, self.img_format)
