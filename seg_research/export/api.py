@@ -15,7 +15,7 @@ from ..data.catalog import MetadataCatalog
 from ..modeling.meta_arch import GeneralizedRCNN, PanopticFPN
 from ..utils.file_io import PathManager
 from .flatten import TracingAdapter
-from .graphs import export_inference
+from .graphs import export_inference, registered_architecture
 from .runtime import MASK_THRESHOLD, ONNX_FILE, RUNTIME_FILE
 from .scripting import script_model
 
@@ -141,6 +141,9 @@ def runtime_metadata(cfg: CfgNode, model: nn.Module, output_names: List[str], mo
         data["panoptic"] = {"overlap_threshold": model.combine_overlap_thresh,
                             "stuff_area_thresh": model.combine_stuff_area_thresh,
                             "instances_score_thresh": model.combine_instances_score_thresh}
+    registered = registered_architecture(model)
+    if registered is not None and registered[1] is not None:
+        data.update(registered[1](model))
     return data
 
 

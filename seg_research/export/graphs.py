@@ -17,7 +17,7 @@ runtime's part (:mod:`seg_research.export.runtime`), as it needs the original si
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,16 +29,50 @@ from ..modeling.poolers import ROIPooler
 from ..modeling.roi_heads import StandardROIHeads
 from ..modeling.roi_heads.res5_roi_heads import Res5ROIHeads
 
-__all__ = ["export_inference", "supported_architectures", "image_size_tensor", "preprocess"]
+__all__ = ["export_inference", "supported_architectures", "register_architecture", "registered_architecture",
+           "image_size_tensor", "preprocess"]
 
 #: Detections narrower or shorter than this (pixels, after clipping) are dropped, as in
 #: ``fast_rcnn_inference_single_image`` (and torchvision).
 MIN_DETECTION_SIDE = 1e-2
 
 
+#: Meta-architectures defined above this package (seg_research.projects, user code), which this
+#: package must not import: class -> (its exportable inference, its runtime metadata). See
+#: :func:`register_architecture`.
+_REGISTERED: Dict[type, Tuple[Callable[[nn.Module, torch.Tensor], Dict[str, Any]],
+                              Optional[Callable[[nn.Module], Dict[str, Any]]]]] = {}
+
+
+def register_architecture(architecture: type, inference: Callable[[nn.Module, torch.Tensor], Dict[str, Any]],
+                          metadata: Optional[Callable[[nn.Module], Dict[str, Any]]] = None) -> None:
+    """Make :func:`export_inference` (and so ``export_model``, tracing, scripting and ONNX) handle
+    ``architecture`` and its subclasses: the module defining a meta-architecture registers it, as it
+    registers the class in ``META_ARCH_REGISTRY`` (``seg_research.projects.mask2former.export``).
+
+    Args:
+        inference: ``(model, image) -> outputs``: one float32 (C, H, W) resized image (0-255, the
+            model's channel order) to a dict of tensors (or of dicts of tensors), every size taken
+            from tensor shapes and nothing data-dependent in Python, so that ``torch.export`` and
+            ``torch.jit.trace`` record it for any image size.
+        metadata: ``model -> dict`` merged into the export's ``runtime.json`` (what
+            :mod:`.runtime` needs to post-process those outputs).
+    """
+    _REGISTERED[architecture] = (inference, metadata)
+
+
+def registered_architecture(model: nn.Module) -> Optional[Tuple[Callable, Optional[Callable]]]:
+    """The (inference, metadata) registered for ``model``'s class or its nearest registered base; None if none."""
+    for cls in type(model).__mro__:
+        if cls in _REGISTERED:
+            return _REGISTERED[cls]
+    return None
+
+
 def supported_architectures() -> Tuple[type, ...]:
-    """The meta-architectures :func:`export_inference` handles (subclasses included)."""
-    return (PanopticFPN, GeneralizedRCNN, SemanticSegmentor)
+    """The meta-architectures :func:`export_inference` handles (subclasses included): the library's
+    and those registered (:func:`register_architecture`)."""
+    return (PanopticFPN, GeneralizedRCNN, SemanticSegmentor, *_REGISTERED)
 
 
 def image_size_tensor(image: torch.Tensor) -> torch.Tensor:
@@ -238,6 +272,7 @@ def export_inference(model: nn.Module, batched_inputs: List[Dict[str, Any]]) -> 
         "pred_classes": int64 (D,), ["pred_masks": float (D, M, M) box-relative probabilities]}}``,
         by decreasing score; D may be 0.
         PanopticFPN: both.
+        A registered architecture (:func:`register_architecture`): what its inference returns.
 
     Raises:
         ValueError: not exactly one input; NotImplementedError: another meta-architecture.
@@ -247,8 +282,12 @@ def export_inference(model: nn.Module, batched_inputs: List[Dict[str, Any]]) -> 
     if not isinstance(model, supported_architectures()):
         raise NotImplementedError(
             f"Export supports {[c.__name__ for c in supported_architectures()]}, not {type(model).__name__}: "
-            "add its inference to seg_research/export/graphs.py.")
+            "add its inference to seg_research/export/graphs.py, or register it with "
+            "seg_research.export.graphs.register_architecture (import the project that defines it first).")
     image = batched_inputs[0]["image"]
+    registered = registered_architecture(model)
+    if registered is not None:
+        return registered[0](model, image)
     size = image_size_tensor(image)
     features = model.backbone(preprocess(model, image))
     outputs: Dict[str, Any] = {}

@@ -14,7 +14,10 @@ wraps it. It reproduces what the PyTorch model does around the exported graph (s
 - semantic logits: bilinear resize to the original size (``sem_seg_postprocess``,
   ``align_corners=False``), then argmax;
 - panoptic: ``combine_semantic_and_instance_outputs`` (instances by decreasing score with the
-  overlap rule, then stuff classes in the free pixels with the area limit).
+  overlap rule, then stuff classes in the free pixels with the area limit);
+- mask classification (Mask2Former's ``MaskFormer``: per-query class and mask logits): the mask
+  logits resized as semantic logits, then ``MaskFormer``'s semantic, panoptic and instance
+  inference (:func:`mask_classification_outputs`).
 
 The metadata the runtime needs is the JSON written beside the model at export
 (:data:`RUNTIME_FILE`, see ``seg_research.export.metadata``).
@@ -30,7 +33,8 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["RUNTIME_FILE", "ONNX_FILE", "OnnxRuntimeModel", "load_runtime_metadata", "resize_shape", "resize_image",
-           "network_input", "paste_masks", "resize_logits", "combine_panoptic", "postprocess", "make_session"]
+           "network_input", "paste_masks", "resize_logits", "combine_panoptic", "mask_classification_outputs",
+           "postprocess", "make_session"]
 
 #: The metadata file written beside an exported model.
 RUNTIME_FILE = "runtime.json"
@@ -199,6 +203,89 @@ def combine_panoptic(masks: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     return panoptic, segments
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.float32(1) / (np.float32(1) + np.exp(-x))
+
+
+def _mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """float32 (D, 4) XYXY boxes enclosing bool (D, H, W) masks (a lone pixel (i, j) gives (j, i, j + 1,
+    i + 1); 0s for an empty mask), as ``BitMasks.get_bounding_boxes``."""
+    boxes = np.zeros((len(masks), 4), dtype=np.float32)
+    for i, mask in enumerate(masks):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if len(rows):
+            boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    return boxes
+
+
+def mask_classification_outputs(class_logits: np.ndarray, mask_logits: np.ndarray, options: Dict[str, Any],
+                                ) -> Dict[str, Any]:
+    """``MaskFormer``'s inference from (Q, K + 1) class logits (the last "no object") and (Q, H, W)
+    mask logits at the output size; ``options``: runtime.json's ``mask_classification``.
+
+    Returns, as enabled: ``sem_seg`` float32 (K, H, W) ``sum_q softmax(class_q)[:K] * sigmoid(mask_q)``;
+    ``panoptic_seg`` (int32 (H, W) ids from 1, 0 unassigned; segments ``id, isthing, category_id``):
+    queries whose best class is an object with a score above ``object_mask_threshold``, each pixel to
+    the query maximising score x mask probability, kept where that probability is >= 0.5 when it is
+    at least ``overlap_threshold`` of the query's mask, one segment per stuff class; ``instances``:
+    the ``test_topk_per_image`` best (query, class) pairs by class probability (things only when the
+    panoptic output is on), mask = mask logit > 0, score = class probability x the mask's mean
+    probability, boxes enclosing the masks."""
+    num_classes = int(options["num_classes"])
+    probs = _softmax(class_logits.astype(np.float32))
+    mask_probs = _sigmoid(mask_logits.astype(np.float32))
+    things = set(options.get("thing_classes") or [])
+    outputs: Dict[str, Any] = {}
+    if options.get("semantic_on", True):
+        outputs["sem_seg"] = np.einsum("qc,qhw->chw", probs[:, :-1], mask_probs, optimize=True)
+    if options.get("panoptic_on"):
+        scores, labels = probs.max(axis=-1), probs.argmax(axis=-1)
+        keep = (labels != num_classes) & (scores > options["object_mask_threshold"])
+        cur_scores, cur_classes, cur_masks = scores[keep], labels[keep], mask_probs[keep]
+        panoptic = np.zeros(mask_logits.shape[1:], dtype=np.int32)
+        segments: List[Dict[str, Any]] = []
+        if len(cur_scores):
+            owner = (cur_scores[:, None, None] * cur_masks).argmax(axis=0)
+            stuff_segment: Dict[int, int] = {}
+            for k, pred_class in enumerate(cur_classes.tolist()):
+                isthing = pred_class in things
+                owned, confident = owner == k, cur_masks[k] >= 0.5
+                mask = owned & confident
+                owned_area, mask_area, original_area = int(owned.sum()), int(mask.sum()), int(confident.sum())
+                if owned_area == 0 or original_area == 0 or mask_area == 0:
+                    continue
+                if owned_area / original_area < options["overlap_threshold"]:
+                    continue
+                if not isthing and pred_class in stuff_segment:
+                    panoptic[mask] = stuff_segment[pred_class]
+                    continue
+                segment_id = len(segments) + 1
+                if not isthing:
+                    stuff_segment[pred_class] = segment_id
+                panoptic[mask] = segment_id
+                segments.append({"id": segment_id, "isthing": bool(isthing), "category_id": int(pred_class)})
+        outputs["panoptic_seg"] = (panoptic, segments)
+    if options.get("instance_on"):
+        flat = probs[:, :-1].reshape(-1)
+        top = np.argsort(-flat, kind="stable")[: min(int(options["test_topk_per_image"]), flat.size)]
+        top_scores, labels, masks = flat[top], top % num_classes, mask_logits[top // num_classes]
+        if options.get("panoptic_on"):
+            keep = np.isin(labels, sorted(things))
+            top_scores, labels, masks = top_scores[keep], labels[keep], masks[keep]
+        binary = masks > 0
+        mask_scores = (_sigmoid(masks) * binary).reshape(len(masks), -1).sum(1) / (
+            binary.reshape(len(masks), -1).sum(1) + np.float32(1e-6))
+        outputs["instances"] = {"boxes": _mask_boxes(binary), "scores": (top_scores * mask_scores).astype(np.float32),
+                                "classes": labels.astype(np.int64), "masks": binary}
+    return outputs
+
+
 def postprocess(raw: Dict[str, np.ndarray], metadata: Dict[str, Any], input_size: Tuple[int, int], height: int,
                 width: int) -> Dict[str, Any]:
     """The graph's outputs on the resized ``input_size`` (h, w) input (see ``export_inference``)
@@ -207,9 +294,18 @@ def postprocess(raw: Dict[str, np.ndarray], metadata: Dict[str, Any], input_size
     Returns a dict with, as the model has them: ``instances``: ``{"boxes": float32 (D, 4) XYXY,
     "scores": (D,), "classes": int64 (D,) contiguous ids, ["masks": bool (D, H, W)]}`` by
     decreasing score; ``sem_seg``: float32 (C, H, W) logits; ``panoptic_seg``: ``(int32 (H, W)
-    ids, segments_info)``.
+    ids, segments_info)``. A mask-classification model (``pred_logits``, ``pred_masks``): see
+    :func:`mask_classification_outputs`.
     """
     input_h, input_w = input_size
+    if "pred_logits" in raw:
+        options = metadata["mask_classification"]
+        if options.get("resize_masks_first", True):
+            return mask_classification_outputs(raw["pred_logits"], resize_logits(raw["pred_masks"], height, width),
+                                                options)
+        # semantic-only models combine the masks at the input size and resize the class scores
+        outputs = mask_classification_outputs(raw["pred_logits"], raw["pred_masks"], options)
+        return {"sem_seg": resize_logits(outputs["sem_seg"], height, width)}
     outputs: Dict[str, Any] = {}
     if "sem_seg" in raw:
         outputs["sem_seg"] = resize_logits(raw["sem_seg"], height, width)

@@ -7,6 +7,10 @@ The model classes themselves are not scriptable (``Instances``, ``@configurable`
 submodules looked up by name), which is why detectron2 needs ``scripting_with_instances``; here the
 scripted module runs the same computations as the traced export (:mod:`.graphs`, whose
 tensor-only functions it calls) and returns the same named outputs, as a ``Dict[str, Tensor]``.
+
+An architecture registered with :func:`~seg_research.export.graphs.register_architecture` has
+nothing data-dependent in its exportable inference (its selection steps are the runtime's): the
+scripted module calls that inference traced, and names its outputs.
 """
 from __future__ import annotations
 
@@ -22,10 +26,13 @@ from ..modeling.meta_arch import GeneralizedRCNN, PanopticFPN, SemanticSegmentor
 from ..modeling.poolers import ROIPooler
 from ..modeling.roi_heads import StandardROIHeads
 from ..modeling.roi_heads.res5_roi_heads import Res5ROIHeads
+from .flatten import TracingAdapter
 from .graphs import (
     class_mask_probabilities,
+    export_inference,
     pool_levels,
     preprocess,
+    registered_architecture,
     rpn_level_outputs,
     select_detections,
     supported_architectures,
@@ -226,7 +233,40 @@ class ScriptableInference(nn.Module):
                            self.mask_scales, self.mask_sampling_ratio, self.mask_aligned)
 
 
+class _OutputList(nn.Module):
+    """A :class:`TracingAdapter`'s flat outputs as a list (a traced module's list indexes by a loop variable)."""
+
+    def __init__(self, adapter: TracingAdapter) -> None:
+        super().__init__()
+        self.adapter = adapter
+
+    def forward(self, image: torch.Tensor) -> List[torch.Tensor]:
+        return list(self.adapter(image))
+
+
+class NamedTracedInference(nn.Module):
+    """A registered architecture's exportable inference, traced on ``image``, as a module that
+    ``torch.jit.script`` compiles: ``forward(image)`` returns its flattened outputs by name."""
+
+    def __init__(self, model: nn.Module, image: torch.Tensor) -> None:
+        super().__init__()
+        adapter = TracingAdapter(model.eval(), [{"image": image.to(torch.float32)}], export_inference)
+        with torch.no_grad():
+            adapter(*adapter.flattened_inputs)
+        self.names: List[str] = adapter.outputs_schema.names()
+        self.graph = _trace(_OutputList(adapter), image.to(torch.float32))
+
+    def forward(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
+        outputs = self.graph(image)
+        named: Dict[str, torch.Tensor] = {}
+        for index, name in enumerate(self.names):
+            named[name] = outputs[index]
+        return named
+
+
 def script_model(model: nn.Module, image: torch.Tensor) -> torch.jit.ScriptModule:
     """``torch.jit.script`` of :class:`ScriptableInference` (dense parts traced on ``image``, a
-    (C, H, W) network input)."""
+    (C, H, W) network input), or of :class:`NamedTracedInference` for a registered architecture."""
+    if registered_architecture(model) is not None:
+        return torch.jit.script(NamedTracedInference(model, image))
     return torch.jit.script(ScriptableInference(model, image))

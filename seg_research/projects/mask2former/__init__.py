@@ -8,7 +8,7 @@ transformer decoder in ``TRANSFORMER_DECODER_REGISTRY``; ``D2SwinTransformer`` i
 Add its keys with :func:`add_maskformer2_config` before merging one of its configs. The names are
 those upstream's ``train_net.py`` imports from ``mask2former``.
 """
-from . import data, evaluation, modeling
+from . import data, evaluation, export, modeling  # export: registers MaskFormer with seg_research.export
 from .config import add_maskformer2_config
 from .data.dataset_mappers import (
     COCOInstanceNewBaselineDatasetMapper,
@@ -24,4 +24,4 @@ from .test_time_augmentation import SemanticSegmentorWithTTA
 __all__ = ["add_maskformer2_config", "data", "modeling", "MaskFormer", "COCOInstanceNewBaselineDatasetMapper",
            "COCOPanopticNewBaselineDatasetMapper", "MaskFormerInstanceDatasetMapper", "MaskFormerPanopticDatasetMapper",
            "MaskFormerSemanticDatasetMapper", "SemanticSegmentorWithTTA", "evaluation",
-           "InstanceSegEvaluator"]
+           "InstanceSegEvaluator", "export"]
