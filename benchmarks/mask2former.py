@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
@@ -124,6 +125,9 @@ def bench_mask2former(args, cfg, timer: Timer) -> List[Dict[str, Any]]:
     batches = [samples[i * batch_size:(i + 1) * batch_size] for i in range(total)]
     torch.manual_seed(args.seed)
     models = {name: build_model(c) for name, c in configs.items()}
+    # The model's panoptic and instance outputs need the thing classes, which the training set's metadata
+    # reads from its json (absent here): COCO panoptic's 80 things come first among its 133 classes.
+    models["mask2former_R50"].metadata = SimpleNamespace(thing_dataset_id_to_contiguous_id={k: k for k in range(80)})
     weights = {name: copy.deepcopy(model.state_dict()) for name, model in models.items()}
     builders = {"mask2former_R50": build_mask2former_optimizer, "panoptic_fpn_R50": build_optimizer}
     optimizers = {name: builders[name](configs[name], model) for name, model in models.items()}
