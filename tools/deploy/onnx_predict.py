@@ -14,7 +14,7 @@ PyTorch model does. ``results.json`` holds one entry per image::
     {"file_name": ..., "height": H, "width": W,
      "instances": [{"category_id", "bbox": [x, y, w, h] (original pixels), "score",
                     "segmentation": {"size": [H, W], "counts": compressed RLE}}, ...],
-     "sem_seg": "<output dir>/sem_seg/<name>.png",            (semantic models: uint8 class ids)
+     "sem_seg": "<output dir>/sem_seg/<name>.png",            (models with a semantic output: class ids)
      "panoptic_seg": {"file_name": "<output dir>/panoptic/<name>.png", "segments_info": [...]}}
 
 Category ids are the dataset's (the ``*_dataset_id_to_contiguous_id`` maps in runtime.json),
@@ -126,7 +126,7 @@ def image_results(path: str, image_h: int, image_w: int, outputs: Dict[str, Any]
             info.append({**{k: v for k, v in s.items() if k != "instance_id"},
                          "category_id": mapping.get(s["category_id"], s["category_id"])})
         entry["panoptic_seg"] = {"file_name": png, "segments_info": info}
-    elif "sem_seg" in outputs:
+    if "sem_seg" in outputs:
         folder = os.path.join(out_dir, "sem_seg")
         os.makedirs(folder, exist_ok=True)
         png = _unique_name(folder, path, ".png")
