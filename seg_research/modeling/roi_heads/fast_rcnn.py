@@ -83,7 +83,7 @@ def fast_rcnn_inference_single_image(
         boxes, scores, roi_index = boxes[valid], scores[valid], roi_index[valid]
     scores = scores[:, :-1]
     num_rois, num_classes = scores.shape
-    boxes = clip_boxes_to_image(boxes.reshape(num_rois, -1, 4), image_shape)
+    boxes = clip_boxes_to_image(boxes.reshape(num_rois, boxes.shape[1] // 4, 4), image_shape)  # also 0 ROIs
     boxes = boxes.expand(num_rois, num_classes, 4)  # class-agnostic: one box for every class
     candidates = (scores > score_thresh).nonzero()  # (D, 2): ROI, class; ROI-major order
     boxes = boxes[candidates[:, 0], candidates[:, 1]]
