@@ -53,6 +53,8 @@ def _config(name: str) -> CfgNode:
         add_deeplab_config(cfg)
         add_maskformer2_config(cfg)
     cfg.merge_from_file(os.path.join(_REPO, _CONFIGS[name]))
+    if name.startswith("panoptic_fpn"):  # its PIXEL_STD 1 is for caffe2 weights: random ones would overflow the
+        cfg.merge_from_list(["MODEL.PIXEL_STD", [57.375, 57.120, 58.395]])  # box deltas (no proposal left)
     cfg.merge_from_list(["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu", "SOLVER.AMP.ENABLED", False,
                          "INPUT.MIN_SIZE_TEST", IMAGE_SIZE, "INPUT.MAX_SIZE_TEST", IMAGE_SIZE])
     cfg.freeze()
