@@ -13,15 +13,27 @@ any image size and any number of detections. ``--export-method`` is detectron2's
 sample image (default: the first image of ``DATASETS.TEST[0]``) only drives the trace: any other
 size runs the same.
 
+A project's config needs its keys and modules: ``--add-config MODULE.FUNCTION`` (repeatable) imports
+MODULE (registering its modules, and its exportable inference where it has its own
+meta-architecture) and calls FUNCTION(cfg) before the config is merged, as the project's
+train_net.py does::
+
+    python tools/export_model.py --add-config seg_research.projects.deeplab.add_deeplab_config \
+        --add-config seg_research.projects.mask2former.add_maskformer2_config \
+        --config-file configs/Shapes/mask2former_R18_bs4_demo.yaml --output exported/ MODEL.WEIGHTS ...
+    PYTHONPATH=projects/UNet python tools/export_model.py --add-config unet.add_unet_config \
+        --config-file projects/UNet/configs/PH2/unet.yaml --output exported/ MODEL.WEIGHTS ...
+
 ``--run-eval`` then evaluates the exported file (onnxruntime, or the loaded TorchScript module)
 on ``DATASETS.TEST[0]`` with the dataset's evaluator, writing ``<output>/inference/<dataset>/``.
 Run the exported model on images without torch: ``tools/deploy/onnx_predict.py``.
 """
 import argparse
+import importlib
 import logging
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -49,6 +61,10 @@ EXPORT_METHODS = ("tracing", "scripting", "onnx")
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", required=True, metavar="FILE", help="config of the trained model")
+    parser.add_argument("--add-config", action="append", default=[], metavar="MODULE.FUNCTION",
+                        help="a project's config keys: import MODULE and call FUNCTION(cfg) before merging the "
+                             "config file (repeatable, in order), e.g. unet.add_unet_config with projects/UNet "
+                             "on PYTHONPATH")
     parser.add_argument("--format", choices=sorted(EXPORT_FORMATS), default=None,
                         help="onnx (default with --export-method onnx) or torchscript (default with tracing)")
     parser.add_argument("--export-method", choices=EXPORT_METHODS, default=None,
@@ -70,6 +86,21 @@ def resolve_format(fmt: Optional[str], method: Optional[str]) -> Tuple[str, str]
                          f"drop one of them.")
     fmt = fmt or implied or "onnx"
     return fmt, method or ("onnx" if fmt == "onnx" else "tracing")
+
+
+def load_add_config(name: str) -> Callable[[CfgNode], None]:
+    """The function ``MODULE.FUNCTION`` of ``--add-config``, its module imported; a SystemExit saying what to fix."""
+    module_name, _, function = name.rpartition(".")
+    if not module_name:
+        raise SystemExit(f"--add-config {name}: give MODULE.FUNCTION, e.g. unet.add_unet_config.")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise SystemExit(f"--add-config {name}: cannot import {module_name} ({e}); put the project's folder on "
+                         "PYTHONPATH (e.g. PYTHONPATH=projects/UNet).") from e
+    if not callable(getattr(module, function, None)):
+        raise SystemExit(f"--add-config {name}: {module_name} has no function {function}.")
+    return getattr(module, function)
 
 
 def sample_input(cfg: CfgNode, path: Optional[str]) -> torch.Tensor:
@@ -104,6 +135,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     fmt, method = resolve_format(args.format, args.export_method)
     cfg = get_cfg()
+    for name in args.add_config:
+        load_add_config(name)(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts or [])
     cfg.MODEL.DEVICE = "cpu"
