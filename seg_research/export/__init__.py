@@ -1,7 +1,8 @@
 """Export trained models to TorchScript and ONNX, and run them without the training stack.
 
 - :class:`TracingAdapter` / :func:`flatten_to_tuple`: the model I/O as tuples of tensors and back;
-- :func:`export_inference`: each meta-architecture's inference in a form a graph records;
+- :func:`export_inference`: each meta-architecture's inference in a form a graph records (those
+  defined above this package, e.g. Mask2Former's, through :func:`.graphs.register_architecture`);
 - :func:`export_model` (:func:`export_onnx`, :func:`export_torchscript` by tracing or scripting,
   :func:`script_model`) and the runtime metadata;
 - :class:`ONNXPredictor`, :class:`TorchScriptPredictor`: ``DefaultPredictor`` on the exported file;
