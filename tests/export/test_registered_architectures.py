@@ -123,11 +123,13 @@ def test_trace_and_script_serve_other_sizes(name):
             check(name, model, {k: named[k] for k in named}, img)
 
 
-def test_mask_classification_runtime_gives_maskformers_inference():
+@pytest.mark.parametrize("panoptic_on", [True, False])
+def test_mask_classification_runtime_gives_maskformers_inference(panoptic_on):
     """runtime.mask_classification_outputs (numpy) against MaskFormer's semantic_inference,
     panoptic_inference and instance_inference on the same logits; masks sharpened so that queries
-    own segments and some overlap."""
+    own segments and some overlap. Without the panoptic output, instances of every class."""
     model = build("mask2former")
+    model.panoptic_on = panoptic_on
     generator = torch.Generator().manual_seed(3)
     num_classes = model.sem_seg_head.num_classes
     class_logits = torch.randn(8, num_classes + 1, generator=generator) * 3
@@ -140,9 +142,12 @@ def test_mask_classification_runtime_gives_maskformers_inference():
         panoptic, segments = model.panoptic_inference(class_logits, mask_logits)
         instances = model.instance_inference(class_logits, mask_logits)
     np.testing.assert_allclose(got["sem_seg"], sem_seg.numpy(), atol=1e-5, rtol=0)
-    assert len(segments) >= 2
-    assert got["panoptic_seg"][1] == segments
-    np.testing.assert_array_equal(got["panoptic_seg"][0], panoptic.numpy())
+    if panoptic_on:
+        assert len(segments) >= 2
+        assert got["panoptic_seg"][1] == segments
+        np.testing.assert_array_equal(got["panoptic_seg"][0], panoptic.numpy())
+    else:
+        assert "panoptic_seg" not in got and len(instances) == 8 * num_classes
     ours = got["instances"]
     assert ours["classes"].tolist() == instances.pred_classes.tolist()
     np.testing.assert_allclose(ours["scores"], instances.scores.numpy(), atol=1e-6, rtol=0)
