@@ -53,10 +53,9 @@ def dataset(tmp_path):
 def _predictions(classes):
     """The cat's mask exactly (IoU 1) and 10 of the dog's 16 pixels (IoU 0.625), with model class ids."""
     cat, dog = _gt_masks()
-    part = np.zeros((10, 10), bool)
-    part[6:10, 6:8] = True
-    part[6:8, 8:10] = True  # 8 + 4 = 12 ... minus two below
-    part[9, 6:8] = False  # 10 pixels, all inside the dog
+    part = dog.copy()
+    part[8:10, 8:10] = False
+    part[9, 6:8] = False  # 16 - 4 - 2 = 10 pixels, all inside the dog
     assert part.sum() == 10 and (part & dog).sum() == 10
     masks = torch.from_numpy(np.stack([cat, part]))
     instances = Instances((10, 10), pred_masks=masks, pred_boxes=Boxes(torch.zeros(2, 4)),
