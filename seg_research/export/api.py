@@ -84,6 +84,16 @@ def export_onnx(model: nn.Module, image: torch.Tensor, path: str, opset: int = O
     program = torch.onnx.export(adapter, adapter.flattened_inputs, dynamo=True, opset_version=opset,
                                 dynamic_shapes=((dims,),), input_names=["image"], output_names=names,
                                 verbose=False)
+    # torch.export specializes a dimension silently when the model's code turns it into a Python
+    # number (math or numpy on a size): the graph would then refuse every other image size
+    fixed = [side for side, dim in zip(("height", "width"), list(program.model.graph.inputs[0].shape)[1:], strict=True)
+             if isinstance(dim, int)]
+    if fixed:
+        raise NotImplementedError(
+            f"The ONNX export of {type(model).__name__} fixes the image {' and '.join(fixed)} to the sample's "
+            f"{tuple(image.shape[1:])}: its code makes the size a Python number (math or numpy on a tensor size), "
+            "so the graph would serve that size only. Make that code use "
+            "tensor sizes (see seg_research.projects.mask2former.export for a restatement).")
     program.save(path)
     return names
 

@@ -201,3 +201,32 @@ def test_register_architecture_dispatches_and_unknown_models_say_how():
         assert runtime_metadata(cfg, _Doubler(), ["double"], "model.onnx")["factor"] == 2
     finally:
         del _REGISTERED[_Doubler]
+
+
+class _SizeAsNumber(nn.Module):
+    """An architecture whose inference loops over the image height in Python."""
+
+    padding_constraints = {"size_divisibility": 0}
+
+    def forward(self, batched_inputs):
+        raise NotImplementedError
+
+
+def _loop_over_rows(model, img):
+    for _ in range(img.shape[1] // 16):  # a Python loop over a size: its count is fixed at the sample's
+        img = img + 1
+    return {"rows": img}
+
+
+def test_onnx_export_refuses_a_graph_fixed_to_the_sample_size(tmp_path):
+    """torch.export specializes a size that the code makes a Python number, silently; export_onnx
+    says so instead of writing a graph that serves the sample's size only."""
+    from seg_research.export import export_onnx
+
+    register_architecture(_SizeAsNumber, _loop_over_rows)
+    try:
+        with pytest.raises(NotImplementedError, match="fixes the image height"):
+            export_onnx(_SizeAsNumber(), image(32, 40), str(tmp_path / "model.onnx"))
+        assert not (tmp_path / "model.onnx").exists()
+    finally:
+        del _REGISTERED[_SizeAsNumber]
