@@ -16,11 +16,13 @@ model.backbone.bottom_up.freeze_at = 0
 model.backbone.out_channels = 64
 model.pixel_std = [57.375, 57.120, 58.395]  # from scratch: unit-variance input, as the YAML twin
 model.proposal_generator.anchor_generator.sizes = [[16], [32], [64], [128], [256]]
+model.proposal_generator.anchor_generator.round_cells = True  # whole-pixel cell anchors, as the YAML twin
 model.proposal_generator.batch_size_per_image = 128
 model.proposal_generator.pre_nms_topk = (300, 300)
 model.proposal_generator.post_nms_topk = (200, 100)
 model.roi_heads.num_classes = 4
 model.roi_heads.batch_size_per_image = 64
+model.roi_heads.positive_fraction = 0.5
 model.roi_heads.box_head.fc_dims = [256, 256]
 model.roi_heads.box_predictor.input_shape.channels = 256
 model.roi_heads.mask_head.conv_dims = [64, 64, 64]  # 2 convs + the deconv
@@ -28,9 +30,9 @@ model.roi_heads.mask_head.conv_dims = [64, 64, 64]  # 2 convs + the deconv
 optimizer.lr = 0.002
 optimizer.weight_decay = 1e-4
 
-train.max_iter = 700
+train.max_iter = 1000
 train.clip_gradients = dict(enabled=True, clip_type="norm", clip_value=5.0, norm_type=2.0)
-train.checkpointer.period = 700
+train.checkpointer.period = 1000
 train.eval_period = 0
 train.log_period = 20
 train.seed = 1
