@@ -18,7 +18,7 @@ from seg_research.modeling import SEM_SEG_HEADS_REGISTRY
 
 from ..layers import activation_fn, xavier_conv
 from ..transformer_decoder.position_encoding import PositionEmbeddingSine
-from .fpn import PixelDecoderOutput, fpn_convs
+from .fpn import BasePixelDecoder, PixelDecoderOutput, fpn_convs
 from .ops import MSDeformAttn
 
 __all__ = ["MSDeformAttnPixelDecoder", "MSDeformAttnTransformerEncoderOnly", "MSDeformAttnTransformerEncoderLayer",
@@ -215,10 +215,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]) -> dict:
         head = cfg.MODEL.SEM_SEG_HEAD
         return {
-            "input_shape": {k: v for k, v in input_shape.items() if k in head.IN_FEATURES},
-            "conv_dim": head.CONVS_DIM,
-            "mask_dim": head.MASK_DIM,
-            "norm": head.NORM,
+            **BasePixelDecoder.from_config(cfg, input_shape),  # input_shape, conv_dim, mask_dim, norm
             "transformer_dropout": cfg.MODEL.MASK_FORMER.DROPOUT,
             "transformer_nheads": cfg.MODEL.MASK_FORMER.NHEADS,
             # upstream fixes the deformable encoder's feed-forward width at 1024 (DIM_FEEDFORWARD is the decoder's)
