@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from seg_research.data.catalog import DatasetCatalog, MetadataCatalog
 
@@ -103,24 +103,26 @@ def load_ade20k_full(root: str, split: str) -> List[Dict[str, Any]]:
                  "tif", "ADE20K-full", _ADE_FULL_HINT)
 
 
+def _register_sem_seg(name: str, load: Callable[[], List[Dict[str, Any]]], root: str, folder: str, ignore_label: int,
+                      categories: Sequence[Tuple[int, str]]) -> None:
+    """Register ``name`` (lazy ``load``) with the metadata of a converted layout under ``root``:
+    ``images_detectron2/<folder>`` and ``annotations_detectron2/<folder>``, classes ``categories`` (id, name)."""
+    DatasetCatalog.register(name, load)
+    MetadataCatalog.get(name).set(
+        image_root=os.path.join(root, "images_detectron2", folder),
+        sem_seg_root=os.path.join(root, "annotations_detectron2", folder), evaluator_type="sem_seg",
+        ignore_label=ignore_label, stuff_classes=[n for _, n in categories],
+        stuff_dataset_id_to_contiguous_id={k: i for i, (k, _) in enumerate(categories)})
+
+
 def register_all_mask2former_sem_seg(datasets_root: str) -> None:
     """Register ``coco_2017_{train,test}_stuff_10k_sem_seg`` and ``ade20k_full_sem_seg_{train,val}`` (module
     doc); nothing is read until a dataset is requested."""
     root = os.path.join(datasets_root, "coco", "coco_stuff_10k")
     for split in ("train", "test"):
-        name = f"coco_2017_{split}_stuff_10k_sem_seg"
-        DatasetCatalog.register(name, functools.partial(load_coco_stuff_10k, root, split))
-        MetadataCatalog.get(name).set(
-            image_root=os.path.join(root, "images_detectron2", split),
-            sem_seg_root=os.path.join(root, "annotations_detectron2", split), evaluator_type="sem_seg",
-            ignore_label=255, stuff_classes=[n for _, n in COCO_STUFF_CATEGORIES],
-            stuff_dataset_id_to_contiguous_id={k: i for i, (k, _) in enumerate(COCO_STUFF_CATEGORIES)})
+        _register_sem_seg(f"coco_2017_{split}_stuff_10k_sem_seg", functools.partial(load_coco_stuff_10k, root, split),
+                          root, split, 255, COCO_STUFF_CATEGORIES)
     root = os.path.join(datasets_root, "ADE20K_2021_17_01")
     for split, folder in _ADE_SPLITS.items():
-        name = f"ade20k_full_sem_seg_{split}"
-        DatasetCatalog.register(name, functools.partial(load_ade20k_full, root, split))
-        MetadataCatalog.get(name).set(
-            image_root=os.path.join(root, "images_detectron2", folder),
-            sem_seg_root=os.path.join(root, "annotations_detectron2", folder), evaluator_type="sem_seg",
-            ignore_label=65535, stuff_classes=[n for _, n in ADE20K_FULL_CATEGORIES],
-            stuff_dataset_id_to_contiguous_id={k: i for i, (k, _) in enumerate(ADE20K_FULL_CATEGORIES)})
+        _register_sem_seg(f"ade20k_full_sem_seg_{split}", functools.partial(load_ade20k_full, root, split),
+                          root, folder, 65535, ADE20K_FULL_CATEGORIES)
